@@ -1,0 +1,5 @@
+"""Allow `python -m beamsearch`."""
+
+from beamsearch.cli import main
+
+main()

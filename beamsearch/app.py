@@ -1,0 +1,191 @@
+"""Wiring: settings -> providers -> limits, budget, gate -> steps -> engine -> run folder.
+
+This is the only module that knows every layer. The CLI calls `start_run` and `resume_run`; tests and
+benchmarks call them too, so no behaviour hides in argument parsing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from beamsearch import __version__
+from beamsearch.config import Settings
+from beamsearch.costs import Budget, load_prices
+from beamsearch.engine import Engine, Outcome, SearchSettings
+from beamsearch.errors import BeamsearchError, BudgetExhausted, Interrupted, SettingsError
+from beamsearch.gate import Gate
+from beamsearch.limits import SERVICES, RetryPolicy, ServiceLimiter
+from beamsearch.providers.base import Providers
+from beamsearch.steps import Steps
+from beamsearch.store import RunStore
+from beamsearch.summary import build_summary
+from beamsearch.templates import Templates
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+def build_providers(settings: Settings) -> Providers:
+    """One provider object per role; the simulator is shared when it serves several roles."""
+    roles: dict[str, Any] = {}
+    labels: dict[str, str] = {}
+    simulator = None
+    for role in SERVICES:
+        name = settings.role_provider(role)
+        if name == "sim":
+            if simulator is None:
+                from beamsearch.providers.sim import Simulator
+
+                simulator = Simulator(settings.seed, settings.sim)
+            roles[role] = simulator
+            labels[role] = simulator.label
+        else:
+            from beamsearch.providers.openai import build_role
+
+            roles[role] = build_role(role, getattr(settings, role))
+            labels[role] = f"openai-compatible: {getattr(settings, role).model}"
+    return Providers(text=roles["text"], image=roles["image"], vision=roles["vision"], labels=labels)
+
+
+@dataclass
+class RunResult:
+    store: RunStore
+    outcome: Outcome | None
+    summary: dict[str, Any]
+    status: str
+    error: BeamsearchError | None = None
+    gate: Gate | None = None
+    providers: Providers | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.error is None else self.error.exit_code
+
+
+class Bus:
+    """Fans progress events out to listeners (the display, tests, benchmarks)."""
+
+    def __init__(self, listeners: list[Listener] | None = None) -> None:
+        self.listeners = list(listeners or [])
+
+    def publish(self, event: dict[str, Any]) -> None:
+        for listener in self.listeners:
+            listener(event)
+
+
+def search_settings(settings: Settings) -> SearchSettings:
+    return SearchSettings(
+        idea=settings.prompt or "", n=settings.n, m=settings.m, iterations=settings.iterations, alpha=settings.alpha,
+        elitism=settings.elitism, target_score=settings.target_score, patience=settings.patience,
+        min_improvement=settings.min_improvement, min_survivors=settings.min_survivors,
+    )
+
+
+def _event_ident(event: dict[str, Any]) -> str | None:
+    kind = event.get("type")
+    if kind in ("candidate", "lane_failed"):
+        return f"{kind}:{event['id']}"
+    if kind == "ranking":
+        return f"ranking:{event['iteration']}"
+    return None
+
+
+async def execute(
+    settings: Settings,
+    store: RunStore,
+    past_events: list[dict[str, Any]],
+    listeners: list[Listener] | None = None,
+    providers: Providers | None = None,
+) -> RunResult:
+    """Run (or replay and continue) the search in `store`, then write the derived files."""
+    if not settings.prompt:
+        raise SettingsError("No prompt given: pass --prompt \"your idea\" or set 'prompt' in the config file.")
+    templates = Templates(settings.prompts_dir)
+    prices = load_prices(settings.prices)
+    providers = providers or build_providers(settings)
+    bus = Bus(listeners)
+    logged = {ident for e in past_events if (ident := _event_ident(e))}
+
+    def record(event: dict[str, Any]) -> None:
+        store.append(event)
+        bus.publish(event)
+
+    def journal(ident: str, event: dict[str, Any]) -> None:
+        if ident in logged:
+            return
+        logged.add(ident)
+        record(event)
+
+    recorded = {e["key"]: e for e in past_events if e.get("type") == "step"}
+    budget = Budget(settings.max_cost_usd)
+    for event in recorded.values():
+        budget.add(event["service"], event.get("cost", 0.0))
+    limiters = {s: ServiceLimiter(s, getattr(settings.limits, s).concurrency, getattr(settings.limits, s).rpm,
+                                  settings.limits.window_s) for s in SERVICES}
+    policy = RetryPolicy(settings.retries.max_attempts, settings.retries.backoff_initial, settings.retries.backoff_max,
+                         random.Random(settings.seed))
+    gate = Gate(limiters=limiters, policy=policy, budget=budget, prices=prices,
+                models={s: getattr(settings, s).model if settings.role_provider(s) != "sim" else f"sim-{s}" for s in SERVICES},
+                recorded=recorded, record=record, notify=bus.publish)
+    steps = Steps(gate, providers, templates, settings, store)
+    engine = Engine(search_settings(settings), steps, journal, bus.publish)
+    record({"type": "run_started", "version": __version__, "resumed": bool(past_events),
+            "providers": providers.labels})
+    outcome: Outcome | None = None
+    error: BeamsearchError | None = None
+    status, reason = "done", ""
+    try:
+        outcome = await engine.run()
+        reason = outcome.stop_reason
+    except BudgetExhausted as exc:
+        error, status, reason = exc, "stopped", exc.message
+    except asyncio.CancelledError:
+        error, status, reason = Interrupted("Interrupted."), "stopped", "interrupted by the user"
+    except BeamsearchError as exc:
+        error, status, reason = exc, "failed", exc.message
+    finally:
+        with contextlib.suppress(Exception):
+            await providers.aclose()
+    record({"type": "run_finished", "status": status, "reason": reason, "cost_usd": round(budget.spent, 6)})
+    summary = write_derived(store)
+    return RunResult(store, outcome, summary, status, error, gate, providers, list(store.warnings))
+
+
+def write_derived(store: RunStore) -> dict[str, Any]:
+    """summary.json, best.png and report.html, all rebuilt from the log."""
+    document = store.read_run_file()
+    summary = build_summary(document, store.read_events())
+    store.write_json("summary.json", summary)
+    best = summary.get("best")
+    if best and best.get("image") and (store.path / best["image"]).is_file():
+        suffix = Path(best["image"]).suffix
+        store.copy_file(best["image"], f"best{suffix}")
+    try:
+        from beamsearch.report import write_report
+    except ImportError:  # the report module is optional until it exists
+        return summary
+    write_report(store, summary)
+    return summary
+
+
+async def start_run(settings: Settings, listeners: list[Listener] | None = None,
+                    providers: Providers | None = None, now: float | None = None) -> RunResult:
+    if not settings.prompt:
+        raise SettingsError("No prompt given: pass --prompt \"your idea\" or set 'prompt' in the config file.")
+    Templates(settings.prompts_dir)  # bad templates, prices or keys fail before a folder is made
+    load_prices(settings.prices)
+    if providers is None:
+        providers = build_providers(settings)
+    store = RunStore.create(settings.runs_dir, settings.prompt, settings.public_dict(), now or time.time())
+    store.lock()
+    try:
+        return await execute(settings, store, [], listeners, providers)
+    finally:
+        store.close()

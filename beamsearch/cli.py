@@ -1,0 +1,186 @@
+"""The command line: argument parsing and presentation only. Every behaviour lives in `app` and below.
+
+Heavy modules (the engine, Pillow, the OpenAI SDK) are imported inside the commands, so that
+`beamsearch --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    name="beamsearch",
+    help="Search for the best image for an idea: beam search over WHAT (content) and HOW (style) prompts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_state = {"debug": False}
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
+    _state["debug"] = debug
+
+
+def fail(exc: BaseException, code: int | None = None) -> None:
+    """Print one clear sentence (a traceback only with --debug) and exit with the error's code."""
+    from beamsearch.errors import BeamsearchError
+
+    if _state["debug"]:
+        import traceback
+
+        traceback.print_exception(exc)
+    message = exc.message if isinstance(exc, BeamsearchError) else f"{type(exc).__name__}: {exc}"
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(code if code is not None else getattr(exc, "exit_code", 1))
+
+
+def console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")) or None)
+
+
+RunOption = Annotated
+
+
+def _flags(**values: Any) -> dict[str, Any]:
+    mapping = {"n": "n", "m": "m", "iterations": "iterations", "alpha": "alpha", "provider": "provider",
+               "runs_dir": "runs_dir", "max_cost": "max_cost_usd", "seed": "seed", "prompt": "prompt"}
+    return {mapping[k]: v for k, v in values.items() if k in mapping and v is not None}
+
+
+def _resolve(config: Path | None, flags: dict[str, Any]) -> Any:
+    from beamsearch.config import resolve
+
+    return resolve(config, flags)
+
+
+def run_with_interrupts(coroutine_factory: Any) -> Any:
+    """Run the search; a first Ctrl-C cancels in-flight calls and lets the run record its stop, a second
+    one exits at once."""
+    import asyncio
+    import signal
+
+    async def main() -> Any:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        presses = {"count": 0}
+
+        def on_interrupt() -> None:
+            presses["count"] += 1
+            if presses["count"] > 1:
+                os._exit(130)
+            typer.echo("\nStopping: cancelling calls in flight and saving the log (Ctrl-C again to quit at once)...", err=True)
+            if task is not None:
+                task.cancel()
+
+        try:
+            loop.add_signal_handler(signal.SIGINT, on_interrupt)
+        except (NotImplementedError, RuntimeError):  # not the main thread (e.g. under a test runner)
+            pass
+        inner = asyncio.ensure_future(coroutine_factory())
+        try:
+            return await asyncio.shield(inner)
+        except asyncio.CancelledError:
+            inner.cancel()
+            return await inner
+
+    return asyncio.run(main())
+
+
+def _listeners(settings: Any, json_mode: bool, quiet: bool) -> tuple[list[Any], Any]:
+    from beamsearch import display
+
+    if json_mode:
+        return [display.JsonDisplay()], None
+    if quiet:
+        return [], None
+    if sys.stdout.isatty():
+        label = "provider: " + ("simulator (offline; images and scores are simulated)" if settings.provider == "sim"
+                                else "openai-compatible")
+        live = display.LiveDisplay(console(), settings.m, label)
+        return [live], live
+    return [display.PlainDisplay()], None
+
+
+def _finish(result: Any, json_mode: bool) -> None:
+    from beamsearch import display
+
+    run_dir = str(result.store.path)
+    for warning in result.warnings:
+        typer.echo(f"Warning: {warning}", err=True)
+    if not json_mode:
+        console().print(display.result_table(result.summary, run_dir))
+    if result.error is not None:
+        from beamsearch.errors import Interrupted
+
+        resumable = result.status == "stopped" or isinstance(result.error, Interrupted)
+        typer.echo(f"Error: {result.error.message}" if not isinstance(result.error, Interrupted) else "Interrupted.", err=True)
+        if resumable or result.status == "failed":
+            typer.echo(f"Resume with: beamsearch resume {run_dir}", err=True)
+        raise typer.Exit(result.error.exit_code)
+
+
+@app.command()
+def run(
+    prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="Your idea, in your own words.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="A YAML settings file.")] = None,
+    n: Annotated[int | None, typer.Option("-n", help="Beam width: candidates per iteration.")] = None,
+    m: Annotated[int | None, typer.Option("-m", help="Survivors kept after each ranking.")] = None,
+    iterations: Annotated[int | None, typer.Option("--iterations", "-i", help="Iterations, counting iteration 0.")] = None,
+    alpha: Annotated[float | None, typer.Option("--alpha", help="Weight of alignment in the total score (0-1).")] = None,
+    provider: Annotated[str | None, typer.Option("--provider", help="openai or sim (offline simulator).")] = None,
+    runs_dir: Annotated[Path | None, typer.Option("--runs-dir", help="Where run folders are made.")] = None,
+    max_cost: Annotated[float | None, typer.Option("--max-cost", help="Stop before spending more dollars than this.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the run (the simulator is deterministic from it).")] = None,
+    json_mode: Annotated[bool, typer.Option("--json", help="Write one JSON event per line to stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,
+) -> None:
+    """Run a new search and write a run folder."""
+    from beamsearch.errors import BeamsearchError
+
+    try:
+        settings = _resolve(config, _flags(prompt=prompt, n=n, m=m, iterations=iterations, alpha=alpha,
+                                           provider=provider, runs_dir=runs_dir, max_cost=max_cost, seed=seed))
+        from beamsearch import app as application
+
+        listeners, live = _listeners(settings, json_mode, quiet)
+        if live is not None:
+            with live:
+                result = run_with_interrupts(lambda: application.start_run(settings, listeners))
+        else:
+            result = run_with_interrupts(lambda: application.start_run(settings, listeners))
+    except BeamsearchError as exc:
+        fail(exc)
+        return
+    _finish(result, json_mode)
+
+
+@app.command("config")
+def show_config(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="A YAML settings file.")] = None,
+) -> None:
+    """Print the resolved settings as YAML (defaults < file < environment). Secrets are never settings."""
+    from beamsearch.config import to_yaml
+    from beamsearch.errors import BeamsearchError
+
+    try:
+        typer.echo(to_yaml(_resolve(config, {})), nl=False)
+    except BeamsearchError as exc:
+        fail(exc)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("Interrupted.", err=True)
+        sys.exit(130)

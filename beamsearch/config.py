@@ -1,0 +1,285 @@
+"""Every setting in one pydantic model, loaded with precedence defaults < file < environment < flags.
+
+Errors are turned into one sentence that names the key and the problem, because the person reading it
+is at a terminal and wants to fix their YAML, not read a validation dump.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from beamsearch.errors import SettingsError
+
+ENV_PREFIX = "BEAMSEARCH_"
+ProviderName = Literal["sim", "openai"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RoleSettings(Strict):
+    """Who serves one role (text, image or vision)."""
+
+    provider: ProviderName | None = Field(None, description="overrides the top-level provider for this role")
+    model: str = "gpt-5.4-mini"
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout: float = Field(60.0, gt=0)
+    temperature: float | None = Field(None, ge=0, le=2)
+
+
+class ImageRoleSettings(RoleSettings):
+    model: str = "gpt-image-2"
+    timeout: float = Field(180.0, gt=0)
+    size: str = "1024x1024"
+    quality: str = "medium"
+    max_download_bytes: int = Field(50_000_000, gt=0)
+
+
+class VisionRoleSettings(RoleSettings):
+    detail: Literal["low", "high", "auto"] = "low"
+    vision_max_side: int | None = Field(768, gt=0)
+
+
+class ServiceLimits(Strict):
+    concurrency: int = Field(8, ge=1)
+    rpm: float | None = Field(None, gt=0, description="requests started per minute; none = unlimited")
+
+
+SIM_LIMITS = {"concurrency": 256, "rpm": None}
+
+
+class LimitsSettings(Strict):
+    window_s: float = Field(10.0, gt=0, description="the sliding window over which each rpm is enforced")
+    text: ServiceLimits = ServiceLimits(concurrency=16, rpm=500)
+    image: ServiceLimits = ServiceLimits(concurrency=4, rpm=50)
+    vision: ServiceLimits = ServiceLimits(concurrency=16, rpm=500)
+
+
+class RetrySettings(Strict):
+    max_attempts: int = Field(5, ge=1, le=50)
+    backoff_initial: float = Field(1.0, ge=0)
+    backoff_max: float = Field(60.0, ge=0)
+    max_rephrases: int = Field(2, ge=0, le=10)
+
+
+class Latency(Strict):
+    mean: float = Field(0.0, ge=0)
+    jitter: float = Field(0.0, ge=0, le=1, description="fraction of the mean, drawn uniformly +-")
+
+
+class SimLatency(Strict):
+    text: Latency = Latency(mean=0.05, jitter=0.5)
+    image: Latency = Latency(mean=0.2, jitter=0.5)
+    vision: Latency = Latency(mean=0.08, jitter=0.5)
+
+
+class SimSettings(Strict):
+    """The offline simulator: how slow, how big its images, how noisy its judge."""
+
+    latency: SimLatency = SimLatency()
+    image_size: int = Field(256, ge=32, le=4096)
+    alignment_noise: float = Field(6.0, ge=0, description="std. dev. of the judge's alignment error, 0-100")
+    aesthetic_noise: float = Field(0.6, ge=0, description="std. dev. of the judge's aesthetic error, 0-10")
+    failure_rate: float = Field(0.0, ge=0, le=1, description="share of calls that fail transiently")
+    policy_words: list[str] = Field(default_factory=lambda: ["gore"], description="words the sim refuses")
+
+
+class Settings(Strict):
+    """All settings of a run. `prompt` is the user's idea; the rest shape the search."""
+
+    prompt: str | None = None
+    n: int = Field(9, description="beam width: candidates per iteration")
+    m: int = Field(3, description="survivors kept after each ranking")
+    iterations: int = Field(4, description="iterations, counting iteration 0")
+    alpha: float = Field(0.7, description="weight of alignment in the total score")
+    elitism: bool = True
+    target_score: float | None = Field(None, ge=0, le=100)
+    patience: int | None = Field(None, ge=1)
+    min_improvement: float = Field(0.5, ge=0)
+    min_survivors: int = Field(1, ge=1)
+    provider: ProviderName = "openai"
+    text: RoleSettings = RoleSettings(temperature=0.9)
+    image: ImageRoleSettings = ImageRoleSettings()
+    vision: VisionRoleSettings = VisionRoleSettings()
+    limits: LimitsSettings = LimitsSettings()
+    retries: RetrySettings = RetrySettings()
+    sim: SimSettings = SimSettings()
+    runs_dir: Path = Path("runs")
+    seed: int = 0
+    prompts_dir: Path | None = None
+    prices: Path | None = Field(None, description="a YAML price table overriding the built-in one")
+    max_cost_usd: float | None = Field(None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _simulator_limits(cls, data: Any) -> Any:
+        """A service served by the simulator has no real rate limit: unless the user set limits for it,
+        let it run wide open instead of inheriting the cautious defaults meant for a paid API."""
+        if not isinstance(data, dict):
+            return data
+        limits = data.get("limits") if isinstance(data.get("limits"), dict) else {}
+        for role in ("text", "image", "vision"):
+            section = data.get(role) if isinstance(data.get(role), dict) else {}
+            provider = section.get("provider") or data.get("provider") or "openai"
+            if provider == "sim" and role not in limits:
+                limits = {**limits, role: SIM_LIMITS}
+        if limits:
+            data = {**data, "limits": limits}
+        return data
+
+    @model_validator(mode="after")
+    def _check_search_shape(self) -> Settings:
+        if self.n < 1:
+            raise ValueError("n must be at least 1 (it is the number of candidates per iteration)")
+        if self.m < 1:
+            raise ValueError("m must be at least 1 (it is the number of survivors per iteration)")
+        if self.m > self.n:
+            raise ValueError(f"m ({self.m}) cannot be larger than n ({self.n}): you cannot keep more survivors than candidates")
+        if not 0 <= self.alpha <= 1:
+            raise ValueError(f"alpha must be between 0 and 1, not {self.alpha}")
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be at least 1 (iteration 0 counts), not {self.iterations}")
+        if self.min_survivors > self.n:
+            raise ValueError(f"min_survivors ({self.min_survivors}) cannot be larger than n ({self.n})")
+        return self
+
+    def role_provider(self, role: str) -> str:
+        """The provider that serves `role`: the role's own choice, else the top-level one."""
+        chosen = getattr(self, role).provider
+        return chosen or self.provider
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings as plain data for run.yaml and `beamsearch config`. Holds no secret by construction:
+        keys are never settings, only the names of the variables they come from."""
+        return self.model_dump(mode="json")
+
+
+# --- loading --------------------------------------------------------------------------------------
+
+
+def _all_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        keys.append(prefix + name)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.extend(_all_keys(annotation, prefix + name + "."))
+    return keys
+
+
+def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
+    """One sentence for the first pydantic error."""
+    loc = ".".join(str(p) for p in error.get("loc", ()))
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(loc, _all_keys(model), n=1, cutoff=0.5)
+        if not close:
+            tail = loc.rsplit(".", 1)[-1]
+            close = [k for k in _all_keys(model) if k.rsplit(".", 1)[-1] in difflib.get_close_matches(
+                tail, [k.rsplit(".", 1)[-1] for k in _all_keys(model)], n=1, cutoff=0.6)][:1]
+        hint = f"; did you mean '{close[0]}'?" if close else "."
+        return f"Unknown setting '{loc}'{hint}"
+    message = str(error.get("msg", "is invalid"))
+    message = message.removeprefix("Value error, ")
+    if not loc:
+        return message[0].upper() + message[1:] + ("" if message.endswith(".") else ".")
+    value = error.get("input")
+    shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+    return f"Setting '{loc}' {message[0].lower() + message[1:]}{shown}."
+
+
+def validate(data: dict[str, Any]) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc.errors()[0], Settings)) from None
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a settings file, or say in one sentence why it cannot be read."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SettingsError(f"The config file {path} does not exist.") from None
+    except OSError as exc:
+        raise SettingsError(f"The config file {path} cannot be read: {exc.strerror}.") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "it is not valid YAML"
+        raise SettingsError(f"The config file {path} is not valid YAML{where}: {problem}.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"The config file {path} must hold a mapping of settings, not a {type(data).__name__}.")
+    return data
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise SettingsError(f"Setting '{dotted}' cannot be set because '{part}' is not a section.")
+    node[parts[-1]] = value
+
+
+def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """`BEAMSEARCH_N=12`, `BEAMSEARCH_LIMITS__IMAGE__RPM=20`: double underscores separate sections.
+    Values are parsed as YAML scalars so numbers and booleans keep their types."""
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in {"BEAMSEARCH_CONFIG"}:
+            continue
+        dotted = name[len(ENV_PREFIX):].lower().replace("__", ".")
+        try:
+            value = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError:
+            value = raw
+        set_dotted(data, dotted, value)
+    return data
+
+
+def resolve(
+    config_file: Path | None = None,
+    flags: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Defaults < config file < environment < flags. `flags` uses dotted keys and skips `None` values."""
+    data: dict[str, Any] = {}
+    env = os.environ if environ is None else environ
+    if config_file is None and env.get("BEAMSEARCH_CONFIG"):
+        config_file = Path(env["BEAMSEARCH_CONFIG"])
+    if config_file is not None:
+        data = deep_merge(data, load_yaml(config_file))
+    data = deep_merge(data, from_environment(env))
+    for dotted, value in (flags or {}).items():
+        if value is not None:
+            set_dotted(data, dotted, value)
+    return validate(data)
+
+
+def to_yaml(settings: Settings) -> str:
+    return yaml.safe_dump(settings.public_dict(), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,143 @@
+"""The one gate every model call passes through: replay, budget, limits, retries, recording.
+
+A step is identified by a stable key (`i2/c07/image`). If the run's log already holds that key, the gate
+answers from the log and the provider is never asked: this is how resume avoids paying twice. Otherwise
+the call waits for its service's limiter, runs, is retried on transient failures, and its answer is
+appended to the log the moment it arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from beamsearch.costs import Budget, cost_of, typical_cost
+from beamsearch.errors import (
+    AuthError,
+    BeamsearchError,
+    BudgetExhausted,
+    CallError,
+    ContentPolicyError,
+    FatalCallError,
+    RetryableError,
+    RunFailed,
+    StepFailed,
+)
+from beamsearch.limits import RetryPolicy, ServiceLimiter
+from beamsearch.providers.base import Usage
+
+
+@dataclass
+class StepAnswer:
+    """What one successful attempt produced: a JSON-able result (what replay returns), its usage and
+    provider metadata worth keeping (latency drawn, simulator truth, revised prompt, ...)."""
+
+    result: dict[str, Any]
+    usage: Usage | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+Attempt = Callable[[], Awaitable[StepAnswer]]
+Record = Callable[[dict[str, Any]], None]
+
+
+class Gate:
+    def __init__(
+        self,
+        *,
+        limiters: dict[str, ServiceLimiter],
+        policy: RetryPolicy,
+        budget: Budget,
+        prices: dict[str, dict[str, float]],
+        models: dict[str, str],
+        recorded: dict[str, dict[str, Any]],
+        record: Record,
+        notify: Record | None = None,
+    ) -> None:
+        self.limiters = limiters
+        self.policy = policy
+        self.budget = budget
+        self.prices = prices
+        self.models = models
+        self.recorded = recorded
+        self._record = record
+        self._notify = notify or (lambda event: None)
+        self.stop_reason: BeamsearchError | None = None
+        self.live_calls: Counter[str] = Counter()
+        self.attempts: Counter[str] = Counter()
+        self.replayed: Counter[str] = Counter()
+        self.retries = 0
+
+    def _stop(self, reason: BeamsearchError) -> BeamsearchError:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        return self.stop_reason
+
+    async def call(
+        self,
+        key: str,
+        service: str,
+        attempt: Attempt,
+        still_valid: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> dict[str, Any]:
+        """Answer step `key`: from the log if it is there (and `still_valid` agrees), else live."""
+        recorded = self.recorded.get(key)
+        if recorded is not None and (still_valid is None or still_valid(recorded["result"])):
+            self.replayed[service] += 1
+            return recorded["result"]
+        limiter = self.limiters[service]
+        estimate = typical_cost(service, self.models.get(service, ""), self.prices)
+        started = time.monotonic()
+        for number in range(1, self.policy.max_attempts + 1):
+            if self.stop_reason is not None:
+                raise self.stop_reason
+            try:
+                self.budget.reserve(estimate)
+            except BudgetExhausted as exc:
+                raise self._stop(exc) from None
+            try:
+                async with limiter.slot():
+                    if self.stop_reason is not None:
+                        raise self.stop_reason
+                    self.attempts[service] += 1
+                    self.live_calls[service] += 1
+                    answer = await attempt()
+            except RetryableError as exc:
+                self.budget.release(estimate)
+                delay = self.policy.delay(number, exc)
+                if exc.pause_service:
+                    limiter.pause(delay)
+                last = number == self.policy.max_attempts
+                self._notify({"type": "attempt_failed", "key": key, "service": service, "attempt": number,
+                              "error": exc.message, "final": last})
+                if last:
+                    raise StepFailed(f"{service} call failed after {number} attempts: {exc.message}") from exc
+                self.retries += 1
+                await asyncio.sleep(delay)
+                continue
+            except AuthError as exc:
+                self.budget.release(estimate)
+                raise self._stop(RunFailed(exc.message)) from exc
+            except (FatalCallError, ContentPolicyError, CallError):
+                self.budget.release(estimate)
+                raise
+            except BaseException:
+                self.budget.release(estimate)
+                raise
+            cost = cost_of(answer.usage, self.prices) if answer.usage is not None else 0.0
+            self.budget.settle(estimate, service, cost)
+            event: dict[str, Any] = {
+                "type": "step", "key": key, "service": service, "result": answer.result,
+                "usage": answer.usage.to_dict() if answer.usage else None, "cost": round(cost, 8),
+                "attempts": number, "elapsed": round(time.monotonic() - started, 4),
+            }
+            if answer.meta:
+                event["meta"] = answer.meta
+            self._record(event)
+            self.recorded[key] = event
+            return answer.result
+        raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,81 @@
+"""`summary.json`, derived from the event log alone, so it can always be rebuilt (`show`, `report`)."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+
+def best_of(candidates: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    done = [c for c in candidates.values() if c.get("status") == "done"]
+    if not done:
+        return None
+    return min(done, key=lambda c: (-c["total"], c["iteration"], c["index"]))
+
+
+def lineage(candidates: dict[str, dict[str, Any]], candidate_id: str | None) -> list[str]:
+    """The family line of a candidate back to iteration 0, oldest first."""
+    chain: list[str] = []
+    while candidate_id is not None and candidate_id in candidates and candidate_id not in chain:
+        chain.append(candidate_id)
+        candidate_id = candidates[candidate_id].get("parent")
+    return list(reversed(chain))
+
+
+def build_summary(run_document: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
+    settings = run_document.get("settings", {})
+    candidates: dict[str, dict[str, Any]] = {}
+    failed: dict[str, dict[str, Any]] = {}
+    rankings: dict[int, dict[str, Any]] = {}
+    usage: dict[str, dict[str, Any]] = {}
+    status, reason = "running", ""
+    for event in events:
+        kind = event.get("type")
+        if kind == "candidate":
+            candidates[event["id"]] = {k: v for k, v in event.items() if k not in ("type", "ts")}
+        elif kind == "lane_failed":
+            failed[event["id"]] = event
+        elif kind == "ranking":
+            rankings[event["iteration"]] = event
+        elif kind == "step":
+            service = usage.setdefault(event["service"], {"calls": 0, "cost_usd": 0.0, "input_tokens": 0,
+                                                         "output_tokens": 0, "images": 0, "attempts": 0})
+            service["calls"] += 1
+            service["attempts"] += event.get("attempts", 1)
+            service["cost_usd"] += event.get("cost", 0.0)
+            for field in ("input_tokens", "output_tokens", "images"):
+                service[field] += (event.get("usage") or {}).get(field, 0)
+        elif kind == "run_finished":
+            status, reason = event.get("status", "done"), event.get("reason", "")
+        elif kind == "run_started":
+            status, reason = "running", ""
+    for service in usage.values():
+        service["cost_usd"] = round(service["cost_usd"], 6)
+    iterations = []
+    for k in sorted(rankings):
+        event = rankings[k]
+        children = [c for c in candidates.values() if c["iteration"] == k]
+        totals = [c["total"] for c in children]
+        iterations.append({
+            "iteration": k, "dimension": event.get("dimension"), "survivors": event["survivors"],
+            "pool": event["pool"], "failed": event.get("failed", []),
+            "best_id": event["pool"][0][0] if event["pool"] else None,
+            "best_total": event["pool"][0][1] if event["pool"] else None,
+            "children_best": max(totals) if totals else None,
+            "children_median": statistics.median(totals) if totals else None,
+        })
+    best = best_of(candidates)
+    return {
+        "prompt": settings.get("prompt"),
+        "status": status,
+        "reason": reason,
+        "provider": {role: settings.get(role, {}).get("provider") or settings.get("provider") for role in ("text", "image", "vision")},
+        "search": {k: settings.get(k) for k in ("n", "m", "iterations", "alpha", "elitism", "seed")},
+        "best": best,
+        "lineage": lineage(candidates, best["id"] if best else None),
+        "iterations": iterations,
+        "candidates": sorted(candidates.values(), key=lambda c: (c["iteration"], c["index"])),
+        "failed": list(failed.values()),
+        "usage": usage,
+        "cost_usd": round(sum(s["cost_usd"] for s in usage.values()), 6),
+    }

@@ -1,0 +1,1 @@
+"""Ready settings files, installed as the package `beamsearch.configs`."""

@@ -1,0 +1,1 @@
+"""Built-in prompt templates, installed as the package `beamsearch.prompts`."""
