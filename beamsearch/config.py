@@ -7,6 +7,7 @@ is at a terminal and wants to fix their YAML, not read a validation dump.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -133,22 +134,24 @@ class Settings(Strict):
                 limits = {**limits, role: SIM_LIMITS}
         if limits:
             data = {**data, "limits": limits}
-        return data
+        # a partly given section keeps the defaults of the keys it does not name (image.concurrency
+        # stays 4 when only image.rpm is set), rather than falling back to the generic class defaults
+        return deep_merge(_default_tree(), data)
 
     @model_validator(mode="after")
     def _check_search_shape(self) -> Settings:
         if self.n < 1:
-            raise ValueError("n must be at least 1 (it is the number of candidates per iteration)")
+            raise ValueError(f"Setting 'n' must be at least 1 (it is the number of candidates per iteration), not {self.n}")
         if self.m < 1:
-            raise ValueError("m must be at least 1 (it is the number of survivors per iteration)")
+            raise ValueError(f"Setting 'm' must be at least 1 (it is the number of survivors per iteration), not {self.m}")
         if self.m > self.n:
-            raise ValueError(f"m ({self.m}) cannot be larger than n ({self.n}): you cannot keep more survivors than candidates")
+            raise ValueError(f"Setting 'm' ({self.m}) cannot be larger than 'n' ({self.n}): you cannot keep more survivors than candidates")
         if not 0 <= self.alpha <= 1:
-            raise ValueError(f"alpha must be between 0 and 1, not {self.alpha}")
+            raise ValueError(f"Setting 'alpha' must be between 0 and 1, not {self.alpha}")
         if self.iterations < 1:
-            raise ValueError(f"iterations must be at least 1 (iteration 0 counts), not {self.iterations}")
+            raise ValueError(f"Setting 'iterations' must be at least 1 (iteration 0 counts), not {self.iterations}")
         if self.min_survivors > self.n:
-            raise ValueError(f"min_survivors ({self.min_survivors}) cannot be larger than n ({self.n})")
+            raise ValueError(f"Setting 'min_survivors' ({self.min_survivors}) cannot be larger than 'n' ({self.n})")
         return self
 
     def role_provider(self, role: str) -> str:
@@ -160,6 +163,11 @@ class Settings(Strict):
         """Settings as plain data for run.yaml and `beamsearch config`. Holds no secret by construction:
         keys are never settings, only the names of the variables they come from."""
         return self.model_dump(mode="json")
+
+
+@functools.cache
+def _default_tree() -> dict[str, Any]:
+    return Settings.model_construct().model_dump()
 
 
 # --- loading --------------------------------------------------------------------------------------

@@ -347,7 +347,7 @@ def measure(image: Image.Image, idea: str) -> Measurement:
     colourful = min(1.0, (sum(i * h for i, h in enumerate(sat_hist)) / count) / 150.0)
     background = Image.new("RGB", small.size, sky_colour)
     mass = ImageChops.difference(small, background).convert("L").resize((16, 16), Image.Resampling.BOX)
-    values = list(mass.getdata())
+    values = list(mass.tobytes())
     weight = sum(values) or 1
     cx = sum((i % 16 + 0.5) * v for i, v in enumerate(values)) / weight / 16
     cy = sum((i // 16 + 0.5) * v for i, v in enumerate(values)) / weight / 16

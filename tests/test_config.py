@@ -1,0 +1,99 @@
+"""Settings: precedence, and one clear sentence naming the key for every kind of bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from beamsearch.cli import app
+from beamsearch.config import resolve
+from beamsearch.errors import SettingsError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "settings.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_precedence_defaults_file_environment_flags(tmp_path) -> None:
+    config = write(tmp_path, "n: 5\nm: 2\nalpha: 0.5\nlimits:\n  image: {rpm: 30}\n")
+    settings = resolve(config, {}, environ={})
+    assert (settings.n, settings.m, settings.alpha, settings.iterations) == (5, 2, 0.5, 4)
+    settings = resolve(config, {}, environ={"BEAMSEARCH_N": "7", "BEAMSEARCH_LIMITS__IMAGE__RPM": "12"})
+    assert (settings.n, settings.limits.image.rpm, settings.limits.image.concurrency) == (7, 12, 4)
+    settings = resolve(config, {"n": 8}, environ={"BEAMSEARCH_N": "7"})
+    assert settings.n == 8
+
+
+def test_config_file_from_environment(tmp_path) -> None:
+    config = write(tmp_path, "iterations: 2\n")
+    assert resolve(None, {}, environ={"BEAMSEARCH_CONFIG": str(config)}).iterations == 2
+
+
+def test_simulator_roles_are_not_rate_limited_unless_asked(tmp_path) -> None:
+    settings = resolve(None, {"provider": "sim"}, environ={})
+    assert settings.limits.image.rpm is None and settings.limits.image.concurrency >= 64
+    settings = resolve(write(tmp_path, "provider: sim\nlimits:\n  image: {rpm: 10}\n"), {}, environ={})
+    assert settings.limits.image.rpm == 10
+    assert resolve(None, {}, environ={}).limits.image.rpm == 50  # real APIs keep cautious defaults
+
+
+CASES = [
+    ("nn: 4\n", "Unknown setting 'nn'; did you mean 'n'?"),
+    ("limits:\n  image:\n    rmp: 3\n", "Unknown setting 'limits.image.rmp'; did you mean 'limits.image.rpm'?"),
+    ("n: 3\nm: 5\n", "'m' (5) cannot be larger than 'n' (3)"),
+    ("n: 0\n", "'n' must be at least 1"),
+    ("alpha: 1.5\n", "'alpha' must be between 0 and 1"),
+    ("iterations: 0\n", "'iterations' must be at least 1"),
+    ("n: [1, 2\n", "is not valid YAML at line"),
+    ("- 1\n- 2\n", "must hold a mapping of settings"),
+    ("n: many\n", "Setting 'n' input should be a valid integer"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CASES)
+def test_bad_settings_are_one_sentence(tmp_path, text, expected) -> None:
+    with pytest.raises(SettingsError) as caught:
+        resolve(write(tmp_path, text), {}, environ={})
+    assert expected in caught.value.message
+    assert "\n" not in caught.value.message and caught.value.exit_code == 2
+
+
+def test_missing_and_unreadable_files(tmp_path) -> None:
+    with pytest.raises(SettingsError, match="does not exist"):
+        resolve(tmp_path / "nope.yaml", {}, environ={})
+    folder = tmp_path / "folder.yaml"
+    folder.mkdir()
+    with pytest.raises(SettingsError, match="cannot be read"):
+        resolve(folder, {}, environ={})
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["-n", "3", "-m", "5"], "'m' (5) cannot be larger than 'n' (3)"),
+    (["-n", "0"], "'n' must be at least 1"),
+    (["--alpha", "-0.1"], "'alpha' must be between 0 and 1"),
+    (["--iterations", "0"], "'iterations' must be at least 1"),
+])
+def test_cli_bad_flags_exit_2_without_traceback(tmp_path, args, expected) -> None:
+    result = CliRunner().invoke(app, ["run", "--provider", "sim", "--prompt", "x", "--runs-dir", str(tmp_path), *args])
+    assert result.exit_code == 2
+    assert expected in result.output and "Traceback" not in result.output
+    assert not any(tmp_path.iterdir()), "no run folder is made for bad settings"
+
+
+@pytest.mark.parametrize(("text", "expected"), CASES)
+def test_cli_bad_config_files_exit_2(tmp_path, text, expected) -> None:
+    config = write(tmp_path, text)
+    result = CliRunner().invoke(app, ["run", "--prompt", "x", "--config", str(config)])
+    assert result.exit_code == 2 and expected in result.output and "Traceback" not in result.output
+    error_lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(error_lines) == 1
+
+
+def test_config_command_prints_resolved_yaml(tmp_path) -> None:
+    config = write(tmp_path, "n: 6\n")
+    result = CliRunner().invoke(app, ["config", "--config", str(config)], env={"OPENAI_API_KEY": "sk-secret-value"})
+    assert result.exit_code == 0 and "n: 6" in result.output and "sk-secret-value" not in result.output
