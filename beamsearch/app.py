@@ -189,3 +189,69 @@ async def start_run(settings: Settings, listeners: list[Listener] | None = None,
         return await execute(settings, store, [], listeners, providers)
     finally:
         store.close()
+
+
+def iterations_recorded(events: list[dict[str, Any]]) -> int:
+    return len({e["iteration"] for e in events if e.get("type") == "ranking"})
+
+
+def last_finish(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    finishes = [e for e in events if e.get("type") == "run_finished"]
+    started = [i for i, e in enumerate(events) if e.get("type") == "run_started"]
+    if not finishes or (started and events.index(finishes[-1]) < started[-1]):
+        return None
+    return finishes[-1]
+
+
+def open_for_resume(path: Path, config_file: Path | None = None, flags: dict[str, Any] | None = None,
+                    environ: dict[str, str] | None = None) -> tuple[RunStore, Settings, list[dict[str, Any]]]:
+    """Open a stopped run: check it is a run, lock it, load its settings and log, refuse what cannot be
+    resumed, and return everything `execute` needs to replay it."""
+    from beamsearch.config import resolve_for_resume
+    from beamsearch.errors import RunFolderError
+
+    store = RunStore.open(path)
+    document = store.read_run_file()
+    store.lock()
+    try:
+        settings = resolve_for_resume(document["settings"], config_file, flags, environ)
+        events = store.read_events()
+        finish = last_finish(events)
+        done = iterations_recorded(events)
+        if finish is not None and finish.get("status") == "done" and settings.iterations <= done:
+            raise RunFolderError(
+                f"This run is finished ({done} iteration{'s' if done != 1 else ''}: {finish.get('reason', 'done')}); "
+                f"pass --iterations with more than {done} to extend it."
+            )
+        Templates(settings.prompts_dir)
+        load_prices(settings.prices)
+    except BaseException:
+        store.unlock()
+        raise
+    return store, settings, events
+
+
+async def resume_run(path: Path, config_file: Path | None = None, flags: dict[str, Any] | None = None,
+                     listeners: list[Listener] | None = None, providers: Providers | None = None,
+                     environ: dict[str, str] | None = None) -> RunResult:
+    """Replay the log of a stopped run (no recorded step is asked again) and carry on to its end."""
+    store, settings, events = open_for_resume(path, config_file, flags, environ)
+    try:
+        for warning in store.warnings:
+            for listener in listeners or []:
+                listener({"type": "warning", "message": warning})
+        _update_run_file(store, settings)
+        return await execute(settings, store, events, listeners, providers)
+    finally:
+        store.close()
+
+
+def _update_run_file(store: RunStore, settings: Settings) -> None:
+    """Keep run.yaml's settings current with what the run now follows (more iterations, a new budget)."""
+    import yaml
+
+    from beamsearch.store import RUN_FILE, atomic_write
+
+    document = store.read_run_file()
+    document["settings"] = settings.public_dict()
+    atomic_write(store.path / RUN_FILE, yaml.safe_dump(document, sort_keys=False, allow_unicode=True).encode())

@@ -129,6 +129,17 @@ def _finish(result: Any, json_mode: bool) -> None:
         raise typer.Exit(result.error.exit_code)
 
 
+def _drive(settings: Any, json_mode: bool, quiet: bool, start: Any) -> None:
+    """Run `start(listeners)` under the right display and Ctrl-C handling, then print the result."""
+    listeners, live = _listeners(settings, json_mode, quiet)
+    if live is not None:
+        with live:
+            result = run_with_interrupts(lambda: start(listeners))
+    else:
+        result = run_with_interrupts(lambda: start(listeners))
+    _finish(result, json_mode)
+
+
 @app.command()
 def run(
     prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="Your idea, in your own words.")] = None,
@@ -152,16 +163,34 @@ def run(
                                            provider=provider, runs_dir=runs_dir, max_cost=max_cost, seed=seed))
         from beamsearch import app as application
 
-        listeners, live = _listeners(settings, json_mode, quiet)
-        if live is not None:
-            with live:
-                result = run_with_interrupts(lambda: application.start_run(settings, listeners))
-        else:
-            result = run_with_interrupts(lambda: application.start_run(settings, listeners))
+        _drive(settings, json_mode, quiet, lambda listeners: application.start_run(settings, listeners))
     except BeamsearchError as exc:
         fail(exc)
-        return
-    _finish(result, json_mode)
+
+
+@app.command()
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="The run folder to resume.")],
+    iterations: Annotated[int | None, typer.Option("--iterations", "-i", help="Extend the run to this many iterations.")] = None,
+    max_cost: Annotated[float | None, typer.Option("--max-cost", help="A new budget in dollars (the total, spent included).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="A YAML file of settings that shape the future (limits, timeouts).")] = None,
+    json_mode: Annotated[bool, typer.Option("--json", help="Write one JSON event per line to stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,
+) -> None:
+    """Continue a stopped run (or extend a finished one): recorded steps are replayed, never paid twice."""
+    from beamsearch.errors import BeamsearchError
+
+    try:
+        from beamsearch import app as application
+
+        flags = _flags(iterations=iterations, max_cost=max_cost)
+        store, settings, events = application.open_for_resume(run_dir, config, flags)
+        store.unlock()  # resume_run takes the lock again; checking first gives clear errors before any display
+
+        _drive(settings, json_mode, quiet,
+               lambda listeners: application.resume_run(run_dir, config, flags, listeners))
+    except BeamsearchError as exc:
+        fail(exc)
 
 
 @app.command("config")

@@ -291,3 +291,54 @@ def resolve(
 
 def to_yaml(settings: Settings) -> str:
     return yaml.safe_dump(settings.public_dict(), sort_keys=False, allow_unicode=True)
+
+
+# --- resuming -------------------------------------------------------------------------------------
+
+# Settings that shaped what is already recorded: changing them on resume would make the replayed past
+# disagree with the log. Everything else (limits, budget, iterations, timeouts, retries) only shapes
+# what has not happened yet.
+PAST_KEYS = (
+    "prompt", "n", "m", "alpha", "elitism", "seed", "provider",
+    "text.provider", "text.model", "text.base_url", "image.provider", "image.model", "image.base_url",
+    "image.size", "image.quality", "vision.provider", "vision.model", "vision.base_url", "vision.detail",
+    "vision.vision_max_side", "sim.image_size", "sim.alignment_noise", "sim.aesthetic_noise",
+    "alignment", "ranking", "judge_samples",
+)
+
+
+def get_dotted(data: dict[str, Any], dotted: str) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def resolve_for_resume(
+    recorded: dict[str, Any],
+    config_file: Path | None = None,
+    flags: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """The recorded settings < config file < environment < flags, refusing changes to the past."""
+    old = validate(recorded)
+    data = old.public_dict()
+    env = os.environ if environ is None else environ
+    if config_file is not None:
+        data = deep_merge(data, load_yaml(config_file))
+    data = deep_merge(data, from_environment(env))
+    for dotted, value in (flags or {}).items():
+        if value is not None:
+            set_dotted(data, dotted, value)
+    new = validate(data)
+    before, after = old.public_dict(), new.public_dict()
+    changed = [key for key in PAST_KEYS if get_dotted(before, key) != get_dotted(after, key)]
+    if changed:
+        names = ", ".join(f"'{key}'" for key in changed)
+        raise SettingsError(
+            f"Resuming cannot change {names}: the recorded run was made with other values; "
+            "start a new run to change them (limits, budget, iterations and timeouts may change)."
+        )
+    return new
