@@ -1,0 +1,286 @@
+"""The OpenAI-compatible provider: text, vision and image roles over `AsyncOpenAI`.
+
+Each role has its own client (model, base_url, key variable, timeout), so text and vision can run on a
+local OpenAI-compatible server while images come from a hosted one. The SDK's own retries are off: the
+gate retries, with limits shared across lanes. Every SDK failure is translated by `openai_errors` into
+the error vocabulary the gate understands. A model that refuses a parameter (`temperature` on reasoning
+models, `max_tokens` versus `max_completion_tokens`, `response_format` on some local servers) is asked
+again at once without it, and the refusal is remembered for that model, so it costs one extra request
+per model rather than a failed step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+import pydantic
+from openai import AsyncOpenAI
+
+from beamsearch.errors import InvalidAnswer, SettingsError
+from beamsearch.providers.base import ImageRequest, ImageResult, TextRequest, TextResult, Usage, VisionRequest
+from beamsearch.providers.openai_errors import ErrorMapper, rejected_parameter
+
+MAX_ADAPTATIONS = 4
+RENAMES = {"max_completion_tokens": "max_tokens", "max_tokens": "max_completion_tokens"}
+PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
+OPTIONAL = {"temperature", "max_tokens", "max_completion_tokens", "response_format"}
+SDK_FAILURES = (openai.OpenAIError, httpx2.HTTPError, json.JSONDecodeError, pydantic.ValidationError, UnicodeDecodeError)
+
+
+def api_key(role: str, env: str) -> str:
+    """The key for `role`, read from its environment variable; a clear SettingsError when it is missing."""
+    value = os.environ.get(env, "").strip()
+    if not value:
+        raise SettingsError(
+            f"The {role} role needs an API key in the environment variable {env}, which is not set: "
+            "set it, or run offline with --provider sim."
+        )
+    return value
+
+
+def field(obj: Any, name: str) -> Any:
+    """A field of an SDK object, or of the plain dict a malformed answer may leave in its place."""
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def image_format(data: bytes) -> str | None:
+    """'png', 'jpeg' or 'webp' from the magic bytes (what the file is, not what anyone claims it is)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    return None
+
+
+def data_url(path: Path, max_side: int | None) -> str:
+    """An image file as a data URL, shrunk so its longer side is at most `max_side`, in its own format.
+
+    Vision models bill and slow down by image size, and the judge does not need more pixels than its
+    `detail` level looks at. Formats a vision model may not accept are sent as PNG."""
+    raw = Path(path).read_bytes()
+    fmt = image_format(raw)
+    if max_side is None and fmt in MIME:
+        return f"data:{MIME[fmt]};base64,{base64.b64encode(raw).decode('ascii')}"
+    from PIL import Image
+
+    with Image.open(io.BytesIO(raw)) as image:
+        image.load()
+        too_big = max_side is not None and max(image.size) > max_side
+        if not too_big and fmt in MIME:
+            return f"data:{MIME[fmt]};base64,{base64.b64encode(raw).decode('ascii')}"
+        out_fmt = fmt if fmt in PIL_FORMATS else "png"
+        if too_big:
+            image.thumbnail((max_side, max_side))
+        if out_fmt == "jpeg" and image.mode not in ("RGB", "L"):
+            image = image.convert("RGB")
+        buffer = io.BytesIO()
+        image.save(buffer, PIL_FORMATS[out_fmt])
+    return f"data:{MIME[out_fmt]};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
+
+
+class OpenAIRole:
+    """One role's client plus what it learned about its model's parameters."""
+
+    def __init__(self, role: str, settings: Any, key: str) -> None:
+        self.role = role
+        self.settings = settings
+        self.model: str = settings.model
+        self.client = AsyncOpenAI(api_key=key, base_url=settings.base_url, timeout=settings.timeout, max_retries=0)
+        self.errors = ErrorMapper(role, settings.model, settings.base_url, settings.api_key_env, key)
+        self.dropped: set[str] = set()
+        self.renamed: dict[str, str] = {}
+        self.refused: set[str] = set()
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+    def _adapt(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Apply what earlier refusals taught us about this model."""
+        adapted = {}
+        for name, value in params.items():
+            name = self.renamed.get(name, name)
+            if name not in self.dropped:
+                adapted[name] = value
+        return adapted
+
+    def _learn(self, exc: BaseException, params: dict[str, Any], sent: dict[str, Any]) -> str | None:
+        """If `exc` refuses an optional parameter we sent, remember to rename or drop it; say what changed."""
+        name = rejected_parameter(exc, {n for n in sent if n in OPTIONAL})
+        if name is None:
+            return None
+        self.refused.add(name)
+        original = next((k for k in params if self.renamed.get(k, k) == name), name)
+        if name in RENAMES and RENAMES[name] not in self.refused:
+            self.renamed[original] = RENAMES[name]
+            return f"{name} -> {RENAMES[name]}"
+        self.dropped.add(name)
+        return f"dropped {name}"
+
+    async def _call(self, method: Any, params: dict[str, Any]) -> tuple[Any, list[str]]:
+        """Call the SDK, adapting to parameter refusals at once; map every other failure.
+        Returns the answer and what had to be adapted during this call (recorded with the step)."""
+        learned: list[str] = []
+        for _ in range(MAX_ADAPTATIONS + 1):
+            sent = self._adapt(params)
+            try:
+                return await method(**sent), learned
+            except SDK_FAILURES as exc:
+                change = self._learn(exc, params, sent)
+                if change is None:
+                    raise self.errors.map(exc) from None
+                learned.append(change)
+        raise self.errors.map(openai.OpenAIError("the model kept refusing parameters")) from None
+
+    # --- chat (text and vision) -----------------------------------------------------------------
+
+    async def _chat(self, request: TextRequest, content: Any) -> TextResult:
+        params: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": "system", "content": request.system}, {"role": "user", "content": content}],
+            "max_completion_tokens": request.max_output_tokens,
+        }
+        temperature = request.temperature if request.temperature is not None else self.settings.temperature
+        if temperature is not None:
+            params["temperature"] = temperature
+        if request.schema is not None:
+            params["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": request.schema_name or "answer", "schema": request.schema, "strict": True},
+            }
+        completion, learned = await self._call(self.client.chat.completions.create, params)
+        choices = field(completion, "choices")
+        if not isinstance(choices, list) or not choices:
+            raise InvalidAnswer(f"the {self.role} service answered without any choice")
+        message = field(choices[0], "message")
+        text = field(message, "content")
+        if not isinstance(text, str) or not text.strip():
+            refusal = field(message, "refusal")
+            why = f"refused: {str(refusal)[:120]}" if refusal else f"finish_reason {field(choices[0], 'finish_reason')}"
+            raise InvalidAnswer(f"the {self.role} service gave an empty answer ({why})")
+        usage = field(completion, "usage")
+        try:
+            result_usage = Usage(
+                model=self.model,
+                input_tokens=int(field(usage, "prompt_tokens") or 0),
+                output_tokens=int(field(usage, "completion_tokens") or 0),
+            )
+        except (TypeError, ValueError):
+            raise InvalidAnswer(f"the {self.role} service sent a malformed usage block") from None
+        meta: dict[str, Any] = {"adapted": learned} if learned else {}
+        return TextResult(text=text, usage=result_usage, meta=meta)
+
+    async def complete(self, request: TextRequest) -> TextResult:
+        return await self._chat(request, request.user)
+
+    async def judge(self, request: VisionRequest) -> TextResult:
+        max_side = getattr(self.settings, "vision_max_side", None)
+        detail = getattr(self.settings, "detail", "auto")
+        try:
+            urls = [await asyncio.to_thread(data_url, path, max_side) for path in request.images]
+        except OSError as exc:
+            raise InvalidAnswer(f"the image to judge cannot be read ({type(exc).__name__})") from None
+        content: list[dict[str, Any]] = [{"type": "text", "text": request.user}]
+        content += [{"type": "image_url", "image_url": {"url": url, "detail": detail}} for url in urls]
+        return await self._chat(request, content)
+
+    # --- images ---------------------------------------------------------------------------------
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        params: dict[str, Any] = {"model": self.model, "prompt": request.prompt, "n": 1}
+        if self.settings.size:
+            params["size"] = self.settings.size
+        if self.settings.quality:
+            params["quality"] = self.settings.quality
+        if not self.model.startswith("gpt-image"):
+            params["response_format"] = "b64_json"  # gpt-image models always answer base64 and refuse it
+        answer, learned = await self._call(self.client.images.generate, params)
+        items = field(answer, "data")
+        if not isinstance(items, list) or not items:
+            raise InvalidAnswer("the image service answered without an image")
+        item = items[0]
+        encoded, url = field(item, "b64_json"), field(item, "url")
+        if isinstance(encoded, str) and encoded:
+            try:
+                data = base64.b64decode(encoded, validate=False)
+            except (binascii.Error, ValueError):
+                raise InvalidAnswer("the image service sent base64 that does not decode") from None
+        elif isinstance(url, str) and url:
+            data = await self._download(url)
+        else:
+            raise InvalidAnswer("the image service answered with neither image data nor a URL")
+        fmt = image_format(data)
+        if fmt not in PIL_FORMATS:
+            raise InvalidAnswer("the image service sent data that is not a PNG, JPEG or WebP image")
+        meta: dict[str, Any] = {"adapted": learned} if learned else {}
+        revised = field(item, "revised_prompt")
+        try:
+            usage = self._image_usage(field(answer, "usage"), len(items))
+        except (TypeError, ValueError):
+            raise InvalidAnswer("the image service sent a malformed usage block") from None
+        return ImageResult(data=data, format=fmt, usage=usage,
+                           revised_prompt=revised if isinstance(revised, str) and revised else None, meta=meta)
+
+    def _image_usage(self, usage: Any, count: int) -> Usage:
+        """Token usage when the service reports it (gpt-image-*), else a count of images for per-image prices.
+        Output tokens of an image model are image tokens unless the service says otherwise."""
+        if usage is None:
+            return Usage(model=self.model, images=count)
+        details_in = field(usage, "input_tokens_details")
+        details_out = field(usage, "output_tokens_details")
+        image_in = int(field(details_in, "image_tokens") or 0)
+        if details_in is not None:
+            text_in = int(field(details_in, "text_tokens") or 0)
+        else:
+            text_in = max(0, int(field(usage, "input_tokens") or 0) - image_in)
+        if details_out is not None:
+            image_out = int(field(details_out, "image_tokens") or 0)
+            text_out = int(field(details_out, "text_tokens") or 0)
+        else:
+            image_out, text_out = int(field(usage, "output_tokens") or 0), 0
+        return Usage(model=self.model, input_tokens=text_in, output_tokens=text_out,
+                     image_input_tokens=image_in, image_output_tokens=image_out, images=count)
+
+    async def _download(self, url: str) -> bytes:
+        """Fetch an image answer given as a URL, with the role's timeout and a cap on its size."""
+        if not url.startswith(("http://", "https://")):
+            raise InvalidAnswer("the image service sent a URL that is neither http nor https")
+        cap = int(getattr(self.settings, "max_download_bytes", 50_000_000))
+        try:
+            async with httpx2.AsyncClient(timeout=self.settings.timeout, follow_redirects=True) as client:
+                async with client.stream("GET", url) as response:
+                    if response.status_code >= 400:
+                        raise InvalidAnswer(f"downloading the image failed ({response.status_code})")
+                    chunks: list[bytes] = []
+                    size = 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > cap:
+                            raise InvalidAnswer(f"the image to download is larger than max_download_bytes ({cap})")
+                        chunks.append(chunk)
+        except httpx2.HTTPError as exc:
+            raise self.errors.map(exc) from None
+        return b"".join(chunks)
+
+
+def build_role(role: str, role_settings: Any) -> OpenAIRole:
+    """The provider object for `role` ("text", "image" or "vision"); raises SettingsError without a key."""
+    if role not in ("text", "image", "vision"):
+        raise ValueError(f"unknown role {role!r}")
+    key = api_key(role, role_settings.api_key_env)
+    return OpenAIRole(role, role_settings, key)
