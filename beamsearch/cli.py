@@ -106,7 +106,7 @@ def _listeners(settings: Any, json_mode: bool, quiet: bool) -> tuple[list[Any], 
     if sys.stdout.isatty():
         label = "provider: " + ("simulator (offline; images and scores are simulated)" if settings.provider == "sim"
                                 else "openai-compatible")
-        live = display.LiveDisplay(console(), settings.m, label)
+        live = display.LiveDisplay(console(), settings.m, label, settings.iterations, settings.max_cost_usd)
         return [live], live
     return [display.PlainDisplay()], None
 
@@ -117,7 +117,9 @@ def _finish(result: Any, json_mode: bool) -> None:
     run_dir = str(result.store.path)
     for warning in result.warnings:
         typer.echo(f"Warning: {warning}", err=True)
-    if not json_mode:
+    if json_mode:
+        display.JsonDisplay()(display.result_event(result.summary, run_dir, result.exit_code))
+    else:
         console().print(display.result_table(result.summary, run_dir))
     if result.error is not None:
         from beamsearch.errors import Interrupted
@@ -205,6 +207,111 @@ def show_config(
         typer.echo(to_yaml(_resolve(config, {})), nl=False)
     except BeamsearchError as exc:
         fail(exc)
+
+
+def _print_json(data: Any) -> None:
+    import json
+
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+@app.command("show")
+def show_run(
+    run_dir: Annotated[Path, typer.Argument(help="The run folder.")],
+    json_mode: Annotated[bool, typer.Option("--json", help="Print the data as one JSON document.")] = False,
+) -> None:
+    """Summary, the best candidate, its family tree back to iteration 0 and the cost by service."""
+    from beamsearch import display
+    from beamsearch.errors import BeamsearchError
+    from beamsearch.runs import show_data
+
+    try:
+        data = show_data(run_dir)
+    except BeamsearchError as exc:
+        fail(exc)
+        return
+    if json_mode:
+        _print_json(data)
+    else:
+        console().print(display.show_view(data))
+
+
+@app.command("list")
+def list_runs(
+    runs_dir: Annotated[Path | None, typer.Argument(help="The folder that holds the runs (default: runs_dir of the settings).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="A YAML settings file (for its runs_dir).")] = None,
+    json_mode: Annotated[bool, typer.Option("--json", help="Print the runs as one JSON document.")] = False,
+) -> None:
+    """Every run with its status (running, done, stopped, failed), prompt, best score, cost and date; newest first."""
+    from beamsearch import display
+    from beamsearch.errors import BeamsearchError
+    from beamsearch.runs import list_runs as find_runs
+
+    try:
+        runs = find_runs(runs_dir if runs_dir is not None else _resolve(config, {}).runs_dir)
+    except BeamsearchError as exc:
+        fail(exc)
+        return
+    if json_mode:
+        _print_json([run.to_dict() for run in runs])
+    elif not runs:
+        typer.echo("No runs yet.")
+    else:
+        console().print(display.runs_table(runs))
+
+
+@app.command("report")
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="The run folder.")],
+) -> None:
+    """(Re)build the run's self-contained report.html from its event log."""
+    from beamsearch.errors import BeamsearchError
+    from beamsearch.report import write_report
+    from beamsearch.runs import open_run, summarize
+
+    try:
+        store, _ = open_run(run_dir)
+        path = write_report(store, summarize(run_dir))
+    except BeamsearchError as exc:
+        fail(exc)
+        return
+    except OSError as exc:
+        fail(exc)
+        return
+    typer.echo(str(path))
+
+
+@app.command("estimate")
+def estimate(
+    prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="Your idea (not needed to estimate).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="A YAML settings file.")] = None,
+    n: Annotated[int | None, typer.Option("-n", help="Beam width: candidates per iteration.")] = None,
+    m: Annotated[int | None, typer.Option("-m", help="Survivors kept after each ranking.")] = None,
+    iterations: Annotated[int | None, typer.Option("--iterations", "-i", help="Iterations, counting iteration 0.")] = None,
+    alpha: Annotated[float | None, typer.Option("--alpha", help="Weight of alignment in the total score (0-1).")] = None,
+    provider: Annotated[str | None, typer.Option("--provider", help="openai or sim (offline simulator).")] = None,
+    runs_dir: Annotated[Path | None, typer.Option("--runs-dir", help="Where run folders are made.")] = None,
+    max_cost: Annotated[float | None, typer.Option("--max-cost", help="Stop before spending more dollars than this.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the run.")] = None,
+    json_mode: Annotated[bool, typer.Option("--json", help="Print the estimate as one JSON document.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Accepted for symmetry with run; changes nothing.")] = False,
+) -> None:
+    """Calls per service, a cost range and a time lower bound for a run with these options. Calls nothing."""
+    from beamsearch import display
+    from beamsearch.errors import BeamsearchError
+    from beamsearch.estimate import estimate as plan
+
+    try:
+        settings = _resolve(config, _flags(prompt=prompt, n=n, m=m, iterations=iterations, alpha=alpha,
+                                           provider=provider, runs_dir=runs_dir, max_cost=max_cost, seed=seed))
+        data = plan(settings).to_dict()
+    except BeamsearchError as exc:
+        fail(exc)
+        return
+    if json_mode:
+        _print_json(data)
+    else:
+        console().print(display.estimate_view(data, settings))
 
 
 def main() -> None:

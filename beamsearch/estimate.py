@@ -1,0 +1,223 @@
+"""Plan a run before paying for it: calls per service, a cost range and a time lower bound. Calls nothing.
+
+`plan_calls` is the one place that knows how many model calls a search makes. Anything that changes the
+search's shape (a new judging mode, more samples per judge) must add its calls here, and the test that
+compares this plan with the steps a simulator run records keeps the two honest.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from beamsearch.costs import cost_of, load_prices, price_of
+from beamsearch.limits import SERVICES
+from beamsearch.providers.base import Usage
+
+# Which service answers each task (the last part of a step key, without the dimension suffix).
+TASK_SERVICE = {
+    "expand": "text",
+    "critique": "text",
+    "refine": "text",
+    "combine": "text",
+    "image": "image",
+    "judge_alignment": "vision",
+    "judge_aesthetic": "vision",
+}
+
+# Token assumptions per call, (low, high): (input tokens, output tokens[, image input tokens]). The low end
+# is a terse answer to a short template; the high end leaves room for long prompts and for the hidden
+# reasoning tokens that reasoning models bill as output.
+TEXT_TOKENS = {
+    "expand": ((80, 10), (500, 600)),
+    "combine": ((80, 10), (500, 500)),
+    "critique": ((150, 20), (800, 800)),
+    "refine": ((150, 5), (800, 600)),
+}
+VISION_TOKENS = ((100, 15, 85), (500, 500, 1600))
+IMAGE_PROMPT_TOKENS = (10, 300)
+# Image output tokens of a 1024x1024 picture by quality (OpenAI's gpt-image token table); other sizes
+# scale with their area. The high end allows half as much again, for models that count differently.
+IMAGE_OUTPUT_TOKENS = {"low": 272, "medium": 1056, "high": 4160}
+IMAGE_HIGH_MARGIN = 1.5
+
+# Typical latencies in seconds of one call to a hosted OpenAI-compatible service: a short chat answer
+# from a small model, a medium-quality 1024x1024 image, a structured judgement of one small image.
+TYPICAL_LATENCY = {"text": 2.0, "image": 20.0, "vision": 3.0}
+
+
+@dataclass
+class IterationPlan:
+    """The calls of one iteration (task -> count) and its critical path: the services one lane waits on
+    in sequence (calls made in parallel within a lane count once)."""
+
+    iteration: int
+    dimension: str
+    calls: dict[str, int]
+    chain: list[str]
+
+    def by_service(self) -> dict[str, int]:
+        counts = dict.fromkeys(SERVICES, 0)
+        for task, count in self.calls.items():
+            counts[TASK_SERVICE[task]] += count
+        return counts
+
+
+@dataclass
+class CallPlan:
+    iterations: list[IterationPlan]
+
+    def by_service(self) -> dict[str, int]:
+        counts = dict.fromkeys(SERVICES, 0)
+        for plan in self.iterations:
+            for service, count in plan.by_service().items():
+                counts[service] += count
+        return counts
+
+    def by_task(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for plan in self.iterations:
+            for task, count in plan.calls.items():
+                counts[task] = counts.get(task, 0) + count
+        return counts
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_service().values())
+
+
+def plan_calls(settings: Any) -> CallPlan:
+    """Every call a run of `settings` makes when every lane succeeds first time and it runs all its
+    iterations (retries, content-policy rephrases and early stops are not counted).
+
+    Iteration 0: per lane, expand WHAT and HOW (2 text), combine (1 text), one image, two judges (2 vision).
+    Iteration k >= 1: one critique per parent (M parents, since M <= N and every lane is assumed to succeed),
+    then N children, each refine (1 text) + combine + image + two judges.
+    """
+    n, m = settings.n, settings.m
+    per_candidate = {"combine": 1, "image": 1, "judge_alignment": 1, "judge_aesthetic": 1}
+    judge_chain = ["image", "vision"]
+    plans = [IterationPlan(0, "expand", {"expand": 2 * n, **{t: c * n for t, c in per_candidate.items()}},
+                           ["text", "text", *judge_chain])]
+    for k in range(1, settings.iterations):
+        calls = {"critique": m, "refine": n, **{t: c * n for t, c in per_candidate.items()}}
+        plans.append(IterationPlan(k, "what" if k % 2 == 1 else "how", calls, ["text", "text", "text", *judge_chain]))
+    return CallPlan(plans)
+
+
+# --- cost -----------------------------------------------------------------------------------------
+
+
+def _image_tokens(size: str, quality: str) -> tuple[float, float]:
+    try:
+        width, height = (int(part) for part in size.lower().split("x"))
+    except ValueError:  # "auto" or an unusual spelling: assume a square 1024 picture
+        width, height = 1024, 1024
+    area = width * height / (1024 * 1024)
+    quality = {"standard": "medium", "hd": "high"}.get(quality, quality)
+    if quality in IMAGE_OUTPUT_TOKENS:
+        low = high = IMAGE_OUTPUT_TOKENS[quality]
+    else:  # "auto": the service picks
+        low, high = min(IMAGE_OUTPUT_TOKENS.values()), max(IMAGE_OUTPUT_TOKENS.values())
+    return low * area, high * area * IMAGE_HIGH_MARGIN
+
+
+def _usage_range(task: str, model: str, settings: Any) -> tuple[Usage, Usage]:
+    service = TASK_SERVICE[task]
+    if service == "text":
+        (li, lo), (hi, ho) = TEXT_TOKENS[task]
+        return Usage(model, li, lo), Usage(model, hi, ho)
+    if service == "vision":
+        (li, lo, limg), (hi, ho, himg) = VISION_TOKENS
+        return Usage(model, li, lo, image_input_tokens=limg), Usage(model, hi, ho, image_input_tokens=himg)
+    low_out, high_out = _image_tokens(settings.image.size, settings.image.quality)
+    return (Usage(model, IMAGE_PROMPT_TOKENS[0], image_output_tokens=round(low_out), images=1),
+            Usage(model, IMAGE_PROMPT_TOKENS[1], image_output_tokens=round(high_out), images=1))
+
+
+def model_of(settings: Any, service: str) -> str:
+    """The model name the price table is looked up by (the simulator bills as sim-<service>)."""
+    return f"sim-{service}" if settings.role_provider(service) == "sim" else getattr(settings, service).model
+
+
+def cost_range(plan: CallPlan, settings: Any, prices: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Low and high dollars per service for the plan, and the models the price table does not know."""
+    by_service = {s: [0.0, 0.0] for s in SERVICES}
+    for task, count in plan.by_task().items():
+        service = TASK_SERVICE[task]
+        low, high = _usage_range(task, model_of(settings, service), settings)
+        by_service[service][0] += count * cost_of(low, prices)
+        by_service[service][1] += count * cost_of(high, prices)
+    unpriced = sorted({model_of(settings, s) for s in SERVICES if not price_of(prices, model_of(settings, s))})
+    return {
+        "low_usd": round(sum(v[0] for v in by_service.values()), 4),
+        "high_usd": round(sum(v[1] for v in by_service.values()), 4),
+        "by_service": {s: {"low_usd": round(v[0], 4), "high_usd": round(v[1], 4)} for s, v in by_service.items()},
+        "unpriced_models": unpriced,
+    }
+
+
+# --- time -----------------------------------------------------------------------------------------
+
+
+def latencies(settings: Any) -> dict[str, float]:
+    """Seconds per call assumed for each service: the simulator's configured mean, else a typical value."""
+    return {s: getattr(settings.sim.latency, s).mean if settings.role_provider(s) == "sim" else TYPICAL_LATENCY[s]
+            for s in SERVICES}
+
+
+def time_lower_bound(plan: CallPlan, settings: Any) -> dict[str, Any]:
+    """Seconds no scheduler can beat at the assumed latencies: iterations run one after another (the
+    ranking barrier), and each lasts at least the longest of: one lane's chain of calls; a service's calls
+    shared among its concurrency slots (some slot makes ceil(calls / slots) of them); a service's calls beyond one rate window's burst at its rpm."""
+    latency = latencies(settings)
+    per_iteration = []
+    for it in plan.iterations:
+        bounds = {"chain": sum(latency[s] for s in it.chain)}
+        for service, count in it.by_service().items():
+            limit = getattr(settings.limits, service)
+            bounds[f"{service} concurrency"] = math.ceil(count / limit.concurrency) * latency[service]
+            if limit.rpm:
+                burst = max(1, int(limit.rpm * settings.limits.window_s / 60.0))
+                bounds[f"{service} rate"] = max(0, count - burst) * 60.0 / limit.rpm
+        binding = max(bounds, key=lambda name: bounds[name])
+        per_iteration.append({"iteration": it.iteration, "seconds": round(bounds[binding], 3), "bound_by": binding})
+    return {"seconds": round(sum(i["seconds"] for i in per_iteration), 3), "per_iteration": per_iteration,
+            "latency_assumed": latency}
+
+
+@dataclass
+class Estimate:
+    plan: CallPlan
+    cost: dict[str, Any]
+    time: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "calls": {"total": self.plan.total, "by_service": self.plan.by_service(), "by_task": self.plan.by_task(),
+                      "per_iteration": [{"iteration": p.iteration, "dimension": p.dimension, "by_service": p.by_service(),
+                                         "by_task": p.calls} for p in self.plan.iterations]},
+            "cost": self.cost,
+            "time": self.time,
+            "notes": self.notes,
+        }
+
+
+def estimate(settings: Any) -> Estimate:
+    """Everything `beamsearch estimate` prints. Reads the price table; makes no call."""
+    plan = plan_calls(settings)
+    prices = load_prices(settings.prices)
+    cost = cost_range(plan, settings, prices)
+    notes = ["Counts assume every call succeeds first time and every iteration runs; retries, content-policy "
+             "rephrases and early stops change them."]
+    if cost["unpriced_models"]:
+        notes.append(f"No price is known for {', '.join(cost['unpriced_models'])}; their calls count as $0 "
+                     "(add them to a price table with `prices: FILE`).")
+    if any(settings.role_provider(s) == "sim" for s in SERVICES):
+        notes.append("The simulator charges simulated prices; nothing is really paid.")
+    if settings.max_cost_usd is not None and cost["low_usd"] > settings.max_cost_usd:
+        notes.append(f"Even the low estimate passes max_cost_usd (${settings.max_cost_usd:.2f}): the run will stop "
+                     "early, resumable.")
+    return Estimate(plan, cost, time_lower_bound(plan, settings), notes)

@@ -1,0 +1,201 @@
+"""Looking at run folders from outside: their status, the list of runs, and what `show` prints.
+
+Everything here only reads. A run may be in progress in another process, so the event log is read
+without touching it (the store's own reader trims a torn last line, which is right when resuming and
+wrong while someone else is still writing it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from beamsearch.errors import RunFolderError
+from beamsearch.store import EVENTS_FILE, LOCK_FILE, RUN_FILE, RunStore
+from beamsearch.summary import build_summary
+
+STATUSES = ("running", "done", "stopped", "failed")
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """The complete events of a run's log; a line still being written (or torn) is skipped, never cut."""
+    log = Path(path) / EVENTS_FILE
+    try:
+        raw = log.read_bytes()
+    except FileNotFoundError:
+        return []
+    events = []
+    lines = raw.split(b"\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            if all(not rest.strip() for rest in lines[number:]):
+                break  # the last line: torn or still being written
+            raise RunFolderError(f"{log} is corrupt at line {number}.") from None
+        if isinstance(event, dict):
+            events.append(event)
+    return events
+
+
+def is_locked(path: Path) -> bool:
+    """True while a live process holds the run's lock (the kernel drops a flock when its process dies)."""
+    import fcntl
+
+    lock = Path(path) / LOCK_FILE
+    try:
+        handle = open(lock, encoding="utf-8")  # noqa: SIM115 - closed below; reading never creates the file
+    except OSError:
+        return False
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return False
+    finally:
+        handle.close()
+
+
+def status_of(path: Path, events: list[dict[str, Any]]) -> tuple[str, str]:
+    """(status, reason): running if a live process holds the lock; else what the last session's
+    `run_finished` says; a session that ended without one (killed, crashed) left the run stopped."""
+    if is_locked(path):
+        return "running", ""
+    last: dict[str, Any] | None = None
+    for event in events:
+        if event.get("type") == "run_started":
+            last = None
+        elif event.get("type") == "run_finished":
+            last = event
+    if last is None:
+        return "stopped", "ended without a final record (killed or crashed); resumable"
+    status = last.get("status", "done")
+    return (status if status in STATUSES else "failed"), last.get("reason", "")
+
+
+def open_run(path: Path) -> tuple[RunStore, dict[str, Any]]:
+    """Open a run folder read-only: its store and run.yaml, or one clear error."""
+    store = RunStore.open(Path(path))
+    return store, store.read_run_file()
+
+
+def summarize(path: Path) -> dict[str, Any]:
+    """The run's summary, rebuilt from its log, with the true status (the log alone cannot tell a run in
+    progress from one that was killed)."""
+    store, document = open_run(path)
+    events = read_events(store.path)
+    summary = build_summary(document, events)
+    summary["status"], summary["reason"] = status_of(store.path, events)
+    summary["run_dir"] = str(store.path)
+    summary["created"] = document.get("created")
+    summary["version"] = document.get("version")
+    return summary
+
+
+@dataclass
+class RunInfo:
+    path: str
+    name: str
+    status: str
+    prompt: str
+    best_score: float | None
+    best_id: str | None
+    cost_usd: float
+    created: str
+    iterations_done: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _created(path: Path, document: dict[str, Any]) -> str:
+    created = document.get("created")
+    if created:
+        try:
+            return datetime.strptime(str(created), "%Y-%m-%dT%H:%M:%S%z").isoformat()
+        except ValueError:
+            return str(created)
+    return datetime.fromtimestamp(os.path.getmtime(path / RUN_FILE)).astimezone().isoformat(timespec="seconds")
+
+
+def _sort_key(info: RunInfo) -> tuple[float, str]:
+    try:
+        stamp = datetime.fromisoformat(info.created).timestamp()
+    except ValueError:
+        stamp = 0.0
+    return (stamp, info.name)
+
+
+def list_runs(runs_dir: Path) -> list[RunInfo]:
+    """Every run folder directly inside `runs_dir`, newest first. Folders that are not runs are skipped;
+    a run whose files cannot be read is listed with status 'unreadable' rather than hiding it."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise RunFolderError(f"{runs_dir} is not a folder; give the folder that holds your runs (default: runs).")
+    infos = []
+    for path in runs_dir.iterdir():
+        if not path.is_dir() or not (path / RUN_FILE).is_file():
+            continue
+        try:
+            document = yaml.safe_load((path / RUN_FILE).read_text(encoding="utf-8")) or {}
+            events = read_events(path)
+            status, _ = status_of(path, events)
+            summary = build_summary(document, events)
+        except (OSError, yaml.YAMLError, RunFolderError, KeyError, TypeError, AttributeError):
+            infos.append(RunInfo(str(path), path.name, "unreadable", "", None, None, 0.0,
+                                 datetime.fromtimestamp(os.path.getmtime(path)).astimezone().isoformat(timespec="seconds"), 0))
+            continue
+        best = summary.get("best") or {}
+        infos.append(RunInfo(
+            path=str(path), name=path.name, status=status, prompt=summary.get("prompt") or "",
+            best_score=best.get("total"), best_id=best.get("id"), cost_usd=summary.get("cost_usd", 0.0),
+            created=_created(path, document), iterations_done=len(summary.get("iterations", [])),
+        ))
+    return sorted(infos, key=_sort_key, reverse=True)
+
+
+def family_tree(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The best candidate's ancestors back to iteration 0, oldest first, each with what changed."""
+    by_id = {c["id"]: c for c in summary.get("candidates", [])}
+    tree = []
+    for cid in summary.get("lineage", []):
+        c = by_id.get(cid, {})
+        iteration = c.get("iteration", 0)
+        changed = "expanded" if iteration == 0 else ("what" if iteration % 2 == 1 else "how")
+        tree.append({"id": cid, "parent": c.get("parent"), "iteration": iteration, "changed": changed,
+                     "total": c.get("total"), "alignment": c.get("alignment"), "aesthetic": c.get("aesthetic"),
+                     "what": c.get("what", ""), "how": c.get("how", ""), "critique": c.get("critique"),
+                     "image": c.get("image")})
+    return tree
+
+
+def show_data(path: Path) -> dict[str, Any]:
+    """What `beamsearch show` prints (and `--json` emits): summary, best, family tree, cost by service."""
+    summary = summarize(path)
+    return {
+        "run_dir": summary["run_dir"],
+        "prompt": summary.get("prompt"),
+        "status": summary["status"],
+        "reason": summary["reason"],
+        "created": summary.get("created"),
+        "search": summary.get("search"),
+        "provider": summary.get("provider"),
+        "best": summary.get("best"),
+        "family_tree": family_tree(summary),
+        "iterations": [{k: it.get(k) for k in ("iteration", "dimension", "best_id", "best_total", "children_best",
+                                                 "children_median", "survivors", "failed")}
+                       for it in summary.get("iterations", [])],
+        "failed": [{"id": f.get("id"), "error": f.get("error")} for f in summary.get("failed", [])],
+        "usage": summary.get("usage", {}),
+        "cost_usd": summary.get("cost_usd", 0.0),
+    }

@@ -1,0 +1,105 @@
+"""`estimate` counts the calls a run makes, prices them as a range and bounds the time, calling nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+
+import pytest
+from simhelp import read_events, sim_settings, step_tasks
+from typer.testing import CliRunner
+
+from beamsearch.app import start_run
+from beamsearch.cli import app
+from beamsearch.config import resolve
+from beamsearch.estimate import estimate, plan_calls, time_lower_bound
+
+
+def _task(name: str) -> str:
+    """Step task names as the plan counts them: expand_what/how -> expand, refine_what/how -> refine."""
+    return name.split("_")[0] if name.startswith(("expand_", "refine_")) else name
+
+
+@pytest.mark.parametrize("flags", [
+    {"n": 9, "m": 3, "iterations": 4},
+    {"n": 7, "m": 3, "iterations": 3, "elitism": False},
+    {"n": 5, "m": 5, "iterations": 2},
+])
+def test_plan_matches_the_steps_a_simulator_run_records(tmp_path, flags) -> None:
+    settings = sim_settings(tmp_path, **flags)
+    result = asyncio.run(start_run(settings))
+    assert result.status == "done"
+    events = read_events(result.store.path)
+    recorded_by_service = Counter(e["service"] for e in events if e["type"] == "step")
+    recorded_by_task = Counter()
+    for task, count in step_tasks(events).items():
+        recorded_by_task[_task(task)] += count
+    plan = plan_calls(settings)
+    assert plan.by_service() == dict(recorded_by_service)
+    assert plan.by_task() == dict(recorded_by_task)
+    assert plan.total == sum(recorded_by_service.values())
+
+
+def test_n9_m3_four_iterations_counts_and_cost_range_hold_for_the_run(tmp_path) -> None:
+    settings = sim_settings(tmp_path, n=9, m=3, iterations=4)
+    planned = estimate(settings)
+    # 2N expansions + per candidate (1 combine, 1 image, 2 judges) + per refinement (M critiques + N refines)
+    assert planned.plan.by_service() == {"text": 2 * 9 + 4 * 9 + 3 * (3 + 9), "image": 4 * 9, "vision": 2 * 4 * 9}
+    result = asyncio.run(start_run(settings))
+    steps = [e for e in read_events(result.store.path) if e["type"] == "step"]
+    assert dict(Counter(e["service"] for e in steps)) == planned.plan.by_service()
+    spent = sum(e["cost"] for e in steps)
+    assert planned.cost["low_usd"] <= spent <= planned.cost["high_usd"]
+
+
+def test_time_lower_bound_takes_the_tightest_of_chain_concurrency_and_rate(tmp_path) -> None:
+    chain = sim_settings(tmp_path, **{"n": 4, "m": 2, "iterations": 2, "sim.latency.text.mean": 1.0,
+                                      "sim.latency.image.mean": 5.0, "sim.latency.vision.mean": 2.0})
+    bound = time_lower_bound(plan_calls(chain), chain)
+    # iteration 0: expand + combine + image + judge = 1 + 1 + 5 + 2; iteration 1 adds critique and refine.
+    assert [i["seconds"] for i in bound["per_iteration"]] == [9.0, 10.0]
+    assert {i["bound_by"] for i in bound["per_iteration"]} == {"chain"}
+
+    narrow = sim_settings(tmp_path, **{"n": 4, "m": 2, "iterations": 1, "sim.latency.image.mean": 5.0,
+                                       "limits.image.concurrency": 1})
+    assert time_lower_bound(plan_calls(narrow), narrow)["per_iteration"][0] == {
+        "iteration": 0, "seconds": 20.0, "bound_by": "image concurrency"}
+
+    slow_rate = sim_settings(tmp_path, **{"n": 8, "m": 2, "iterations": 1, "limits.image.rpm": 6,
+                                          "limits.window_s": 10})
+    # one request may start at once (6 per minute over 10 s), the other 7 need 10 s each
+    assert time_lower_bound(plan_calls(slow_rate), slow_rate)["per_iteration"][0] == {
+        "iteration": 0, "seconds": 70.0, "bound_by": "image rate"}
+
+
+def test_real_models_are_priced_from_the_table_and_unknown_models_are_named(tmp_path) -> None:
+    known = estimate(resolve(None, {"n": 9, "m": 3, "iterations": 4}, environ={}))
+    assert 0 < known.cost["low_usd"] < known.cost["high_usd"]
+    assert known.cost["unpriced_models"] == []
+    assert known.time["latency_assumed"]["image"] > known.time["latency_assumed"]["text"]
+    unknown = estimate(resolve(None, {"text.model": "my-local-llm", "vision.model": "my-local-llm"}, environ={}))
+    assert unknown.cost["unpriced_models"] == ["my-local-llm"]
+    assert unknown.cost["by_service"]["text"] == {"low_usd": 0.0, "high_usd": 0.0}
+    assert any("my-local-llm" in note for note in unknown.notes)
+
+
+def test_estimate_command_calls_nothing_and_writes_nothing(tmp_path) -> None:
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(app, ["estimate", "--provider", "sim", "-n", "9", "-m", "3", "--iterations", "4",
+                                      "--runs-dir", str(runs), "--json"], env={"OPENAI_API_KEY": ""})
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["calls"]["by_service"] == {"text": 90, "image": 36, "vision": 72}
+    assert [p["dimension"] for p in data["calls"]["per_iteration"]] == ["expand", "what", "how", "what"]
+    assert not runs.exists()
+
+    text = CliRunner().invoke(app, ["estimate", "-n", "4", "-m", "2", "--iterations", "3"], env={"OPENAI_API_KEY": ""})
+    assert text.exit_code == 0, text.output
+    assert "time lower bound" in text.stdout and "image" in text.stdout and "$" in text.stdout
+
+
+def test_estimate_refuses_bad_settings_in_one_sentence() -> None:
+    result = CliRunner().invoke(app, ["estimate", "-n", "2", "-m", "3"])
+    assert result.exit_code == 2
+    assert "cannot be larger than" in result.output and "Traceback" not in result.output
