@@ -165,7 +165,7 @@ def chart_svg(iterations: list[dict[str, Any]], width: int = 640, height: int = 
     def y(v: float) -> float:
         return top + plot_h * (1 - (v - low) / (high - low))
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="100%" viewBox="0 0 {width} {height}" style="max-width:{width * 1.4:.0f}px" '
              'role="img" aria-label="best and median score per iteration" font-family="system-ui, sans-serif" font-size="11">']
     for s in range(round((high - low) / tick) + 1):
         v = low + tick * s
