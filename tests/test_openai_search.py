@@ -86,7 +86,8 @@ async def test_small_search_completes_against_the_server(server: FakeOpenAI, key
     image_step = next(e for e in steps if e["service"] == "image")
     assert image_step["usage"] == {"model": "gpt-image-2", "input_tokens": 40, "image_output_tokens": 1056, "images": 1}
     assert image_step["cost"] == pytest.approx(40 * 5.0 / 1e6 + 1056 * 40.0 / 1e6)
-    assert result.summary["cost"]["total_usd"] > 0 if "cost" in result.summary else True
+    assert result.summary["cost_usd"] == pytest.approx(sum(e["cost"] for e in steps), abs=1e-5)
+    assert result.summary["usage"]["image"]["cost_usd"] == pytest.approx(8 * image_step["cost"], abs=1e-5)
     # the default text model gets a schema in response_format for structured tasks, and no
     # response_format is ever sent to a gpt-image model
     judged = [b for b in server.bodies if b.get("response_format")]
@@ -101,8 +102,8 @@ async def test_faults_are_retried_within_bounds_and_limits_hold(server: FakeOpen
     requests in flight, or more starts per window, than the limits allow."""
     server.config.fail_every = 5
     server.config.latency = {"text": 0.02, "image": 0.05, "vision": 0.03}
-    limits = {"text": (3, 720.0), "image": (2, 480.0), "vision": (3, 720.0)}
-    window = 0.5
+    limits = {"text": (3, 450.0), "image": (2, 300.0), "vision": (3, 450.0)}  # 6, 4 and 6 starts per 0.8 s
+    window = 0.8
     extra: dict[str, Any] = {"limits.window_s": window}
     for service, (concurrency, rpm) in limits.items():
         extra[f"limits.{service}.concurrency"] = concurrency
@@ -136,8 +137,10 @@ async def test_faults_are_retried_within_bounds_and_limits_hold(server: FakeOpen
         allowed, period = rate_guarantee(rpm, window)
         span = tightest_span(stats.starts, allowed)
         assert span is not None, f"{service}: too few requests to test the rate"
-        # allowed+1 starts never fit in one period; the slack covers the client->server hop
-        assert span > period - 0.25 * period, (service, span, period)
+        # allowed+1 starts never fit in one period (the limiter's promise, ServiceLimiter). The slack
+        # covers the varying client->server hop: ~40 ms on an idle machine, 200+ ms with four test
+        # processes on two cores. Without the rate limit it measured 0.09-0.23 s.
+        assert span > period - 0.3, (service, span, period)
     assert server.stats["text"].max_in_flight == 3  # the cap was reached, so it was the cap that held
 
 

@@ -102,6 +102,8 @@ class OpenAIRole:
         self.settings = settings
         self.model: str = settings.model
         self.client = AsyncOpenAI(api_key=key, base_url=settings.base_url, timeout=settings.timeout, max_retries=0)
+        # The SDK imports each resource on first use; do it now, not while the first call holds a slot.
+        self._create = self.client.images.generate if role == "image" else self.client.chat.completions.create
         self.errors = ErrorMapper(role, settings.model, settings.base_url, settings.api_key_env, key)
         self.dropped: set[str] = set()
         self.renamed: dict[str, str] = {}
@@ -163,7 +165,7 @@ class OpenAIRole:
                 "type": "json_schema",
                 "json_schema": {"name": request.schema_name or "answer", "schema": request.schema, "strict": True},
             }
-        completion, learned = await self._call(self.client.chat.completions.create, params)
+        completion, learned = await self._call(self._create, params)
         choices = field(completion, "choices")
         if not isinstance(choices, list) or not choices:
             raise InvalidAnswer(f"the {self.role} service answered without any choice")
@@ -209,7 +211,7 @@ class OpenAIRole:
             params["quality"] = self.settings.quality
         if not self.model.startswith("gpt-image"):
             params["response_format"] = "b64_json"  # gpt-image models always answer base64 and refuse it
-        answer, learned = await self._call(self.client.images.generate, params)
+        answer, learned = await self._call(self._create, params)
         items = field(answer, "data")
         if not isinstance(items, list) or not items:
             raise InvalidAnswer("the image service answered without an image")
