@@ -21,6 +21,7 @@ from beamsearch.costs import Budget, load_prices
 from beamsearch.engine import Engine, Outcome, SearchSettings
 from beamsearch.errors import BeamsearchError, BudgetExhausted, Interrupted, SettingsError
 from beamsearch.gate import Gate
+from beamsearch.judging import judging_settings
 from beamsearch.limits import SERVICES, RetryPolicy, ServiceLimiter
 from beamsearch.providers.base import Providers
 from beamsearch.steps import Steps
@@ -85,6 +86,7 @@ def search_settings(settings: Settings) -> SearchSettings:
         idea=settings.prompt or "", n=settings.n, m=settings.m, iterations=settings.iterations, alpha=settings.alpha,
         elitism=settings.elitism, target_score=settings.target_score, patience=settings.patience,
         min_improvement=settings.min_improvement, min_survivors=settings.min_survivors,
+        judging=judging_settings(settings),
     )
 
 

@@ -91,6 +91,19 @@ class SimSettings(Strict):
     aesthetic_noise: float = Field(0.6, ge=0, description="std. dev. of the judge's aesthetic error, 0-10")
     failure_rate: float = Field(0.0, ge=0, le=1, description="share of calls that fail transiently")
     policy_words: list[str] = Field(default_factory=lambda: ["gore"], description="words the sim refuses")
+    checklist_noise: float = Field(0.05, ge=0, le=0.5, description="chance the judge gets one checklist answer wrong")
+    pairwise_noise: float = Field(4.5, ge=0, description="std. dev. of the judge's error on each image's overall "
+                                  "quality (0-100) when comparing two; about what the two rating errors add up to")
+    pairwise_bias: float = Field(3.0, description="points the judge adds to whichever image it is shown first")
+
+
+class PairwiseSettings(Strict):
+    """How many pairwise comparisons a ranking may make (see beamsearch/judging.py for the method)."""
+
+    finalists: int | None = Field(None, ge=2, description="candidates of the score order compared in pairs; "
+                                  "none = max(4, 2*m), never more than the pool")
+    max_pairs: int | None = Field(None, ge=1, description="at most this many pairs per ranking, 2 vision calls "
+                                  "each; none = every pair of finalists not implied by transitivity")
 
 
 class Settings(Strict):
@@ -106,6 +119,12 @@ class Settings(Strict):
     patience: int | None = Field(None, ge=1)
     min_improvement: float = Field(0.5, ge=0)
     min_survivors: int = Field(1, ge=1)
+    alignment: Literal["rating", "checklist"] = Field("rating", description="rating: one 0-100 score from the "
+                                                      "judge; checklist: weighted yes/no questions made from the idea")
+    ranking: Literal["scores", "pairwise"] = Field("scores", description="scores: by total; pairwise: finalists "
+                                                   "compared two at a time in both orders")
+    judge_samples: int = Field(1, ge=1, le=20, description="independent answers per judge and image, averaged")
+    pairwise: PairwiseSettings = PairwiseSettings()
     provider: ProviderName = "openai"
     text: RoleSettings = RoleSettings(temperature=0.9)
     image: ImageRoleSettings = ImageRoleSettings()
@@ -303,7 +322,8 @@ PAST_KEYS = (
     "text.provider", "text.model", "text.base_url", "image.provider", "image.model", "image.base_url",
     "image.size", "image.quality", "vision.provider", "vision.model", "vision.base_url", "vision.detail",
     "vision.vision_max_side", "sim.image_size", "sim.alignment_noise", "sim.aesthetic_noise",
-    "alignment", "ranking", "judge_samples",
+    "alignment", "ranking", "judge_samples", "pairwise.finalists", "pairwise.max_pairs",
+    "sim.checklist_noise", "sim.pairwise_noise", "sim.pairwise_bias",
 )
 
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from beamsearch.errors import BeamsearchError, CallError, RunFailed
+from beamsearch.judging import Judging, JudgingSettings
 
 
 @dataclass
@@ -42,6 +43,9 @@ class Candidate:
     critique: str | None = None
     status: str = "pending"
     error: str | None = None
+    checks: dict[str, bool] = field(default_factory=dict)  # checklist question id -> counts as yes
+    judge_samples: dict[str, list[float]] = field(default_factory=dict)  # judge -> its k scores (k > 1)
+    judge_spread: dict[str, float] = field(default_factory=dict)  # judge -> std. dev. of its k scores
 
     @property
     def order(self) -> tuple[int, int]:
@@ -63,6 +67,7 @@ class SearchSettings:
     patience: int | None = None
     min_improvement: float = 0.5
     min_survivors: int = 1
+    judging: JudgingSettings = field(default_factory=JudgingSettings)
 
 
 @dataclass
@@ -119,6 +124,7 @@ class Engine:
         self.candidates: list[Candidate] = []
         self.best: Candidate | None = None
         self._stop: BeamsearchError | None = None
+        self.judging = Judging(settings.judging, steps, settings.idea, settings.alpha, settings.m, self.notify)
 
     def candidate_id(self, iteration: int, index: int) -> str:
         return f"i{iteration}c{index:0{self.width}d}"
@@ -131,7 +137,7 @@ class Engine:
 
     async def process_candidate(self, c: Candidate) -> Candidate:
         """combine -> image -> alignment and aesthetic judged in parallel -> total."""
-        lane, k, idea = f"c{c.index:0{self.width}d}", c.iteration, self.s.idea
+        lane, k = f"c{c.index:0{self.width}d}", c.iteration
         self._stage(c, "combine")
         c.prompt = await self.steps.combine(k, lane, c.what, c.how)
         self._stage(c, "image")
@@ -142,11 +148,7 @@ class Engine:
         if rendered.prompt != c.prompt:
             c.prompt = rendered.prompt
         self._stage(c, "judge")
-        alignment, aesthetic = await asyncio.gather(
-            self.steps.judge_alignment(k, lane, c.image, idea), self.steps.judge_aesthetic(k, lane, c.image, idea)
-        )
-        c.alignment, c.alignment_notes, c.found, c.missing = alignment.score, alignment.notes, alignment.found, alignment.missing
-        c.aesthetic, c.aesthetic_notes, c.weak = aesthetic.score, aesthetic.notes, aesthetic.weak
+        await self.judging.score(c, k, lane)  # by default: the two judges in parallel, once each
         c.total = round(total_score(c.alignment, c.aesthetic, self.s.alpha), 4)
         c.status = "done"
         self.steps.annotate(c.image, {"beamsearch:alignment": str(c.alignment), "beamsearch:aesthetic": str(c.aesthetic),
@@ -223,6 +225,13 @@ class Engine:
     # --- the driver -------------------------------------------------------------------------------
 
     async def run(self) -> Outcome:
+        self.judging.start()  # a checklist, if one is used, is made while the first lanes expand
+        try:
+            return await self._run()
+        finally:
+            self.judging.stop()
+
+    async def _run(self) -> Outcome:
         parents: list[Candidate] = []
         history: list[float] = []
         stop_reason = "completed all iterations"
@@ -241,15 +250,20 @@ class Engine:
                 raise RunFailed(f"Only {len(succeeded)} of {len(children)} candidates of iteration {k} succeeded "
                                 f"(at least {self.s.min_survivors} needed); last error: {reasons[-1] if reasons else 'none'}.")
             pool = succeeded + (parents if self.s.elitism else [])
-            ranked = rank(pool)
+            ranked, pairwise = await self.judging.rank(k, rank(pool), keep=self.best)
             parents = ranked[: self.s.m]
-            if self.best is None or ranked[0].total > self.best.total:
+            if pairwise is not None and (self.s.elitism or self.best is None):
+                self.best = ranked[0]  # the pool holds the best so far, and it was among the finalists
+            elif self.best is None or ranked[0].total > self.best.total:
                 self.best = ranked[0]
-            self.journal(f"ranking:{k}", {
+            ranking = {
                 "type": "ranking", "iteration": k, "dimension": dimension or "expand",
                 "pool": [[c.id, c.total] for c in ranked], "survivors": [c.id for c in parents],
                 "failed": [c.id for c in children if c.status == "failed"],
-            })
+            }
+            if pairwise is not None:
+                ranking.update(pairwise=pairwise, best=self.best.id)
+            self.journal(f"ranking:{k}", ranking)
             self.notify({"type": "ranked", "iteration": k, "survivors": [c.id for c in parents],
                          "best": self.best.id, "best_total": self.best.total})
             history.append(self.best.total)

@@ -7,7 +7,7 @@ model validates it anyway, because not every OpenAI-compatible server enforces s
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -34,6 +34,63 @@ class AestheticAnswer(Answer):
 class CritiqueAnswer(Answer):
     critique: str = Field(min_length=1)
     suggestions: list[str] = Field(min_length=1)
+
+
+class ChecklistQuestion(Answer):
+    id: str = Field(min_length=1, description="a short unique id, e.g. q1")
+    question: str = Field(min_length=3, description="a yes/no question about the image")
+    category: Literal["entity", "attribute", "relation", "scene", "whole"]
+    element: str = Field(description="the element of the idea it checks, in a few words")
+    depends_on: list[str] = Field(description="ids of questions that must be answered yes for this one to count")
+    weight: float = Field(gt=0, le=10, description="importance: 1 for a detail, up to 3 for an essential element")
+
+
+class ChecklistAnswer(Answer):
+    questions: list[ChecklistQuestion] = Field(min_length=1)
+
+
+class CheckAnswer(Answer):
+    id: str
+    answer: Literal["yes", "no"]
+
+
+class ChecklistJudgeAnswer(Answer):
+    answers: list[CheckAnswer]
+    notes: str = ""
+
+
+class PairwiseAnswer(Answer):
+    winner: Literal["first", "second"]
+    reason: str = ""
+
+
+_UNSUPPORTED_KEYWORDS = {"title", "default", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+                         "minLength", "maxLength", "minItems", "maxItems"}
+
+
+def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The strict form of any answer model, nested objects and enums included: references inlined, every
+    property required, no extras, and the keywords strict structured outputs may refuse left out (the
+    pydantic model still checks them)."""
+    raw = model.model_json_schema()
+    definitions = raw.pop("$defs", {})
+
+    def fix(node: Any) -> Any:
+        if isinstance(node, list):
+            return [fix(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            node = {**definitions[node["$ref"].rsplit("/", 1)[-1]], **{k: v for k, v in node.items() if k != "$ref"}}
+        fixed = {k: fix(v) for k, v in node.items() if k not in _UNSUPPORTED_KEYWORDS and k != "properties"}
+        if "properties" in node:  # property names are data, never keywords: keep every one
+            fixed["properties"] = {name: fix(spec) for name, spec in node["properties"].items()}
+        if fixed.get("type") == "object":
+            fixed["required"] = list(fixed.get("properties", {}))
+            fixed["additionalProperties"] = False
+        return fixed
+
+    return fix(raw)
 
 
 def strict_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -17,7 +17,18 @@ from beamsearch import pngmeta
 from beamsearch.errors import ContentPolicyError, InvalidAnswer, StepFailed
 from beamsearch.gate import Gate, StepAnswer
 from beamsearch.providers.base import ImageRequest, Providers, TextRequest, VisionRequest
-from beamsearch.schemas import AestheticAnswer, AlignmentAnswer, CritiqueAnswer, clean_text, parse_answer, strict_schema
+from beamsearch.schemas import (
+    AestheticAnswer,
+    AlignmentAnswer,
+    ChecklistAnswer,
+    ChecklistJudgeAnswer,
+    CritiqueAnswer,
+    PairwiseAnswer,
+    clean_text,
+    parse_answer,
+    strict_json_schema,
+    strict_schema,
+)
 from beamsearch.store import RunStore
 from beamsearch.templates import Templates
 
@@ -55,6 +66,11 @@ class Rendered:
 
 def key_of(iteration: int, lane: str, task: str) -> str:
     return f"i{iteration}/{lane}/{task}"
+
+
+def sample_key(iteration: int, lane: str, task: str, sample: int) -> str:
+    """The k-th independent answer of a judge: the first keeps the plain key, the others add `.s<k>`."""
+    return key_of(iteration, lane, task if sample == 0 else f"{task}.s{sample}")
 
 
 class Steps:
@@ -193,13 +209,73 @@ class Steps:
 
         return await self.gate.call(key, "vision", attempt)
 
-    async def judge_alignment(self, iteration: int, lane: str, image: str, idea: str) -> Judgement:
-        r = await self._judge(key_of(iteration, lane, "judge_alignment"), "judge_alignment", image, {"idea": idea}, AlignmentAnswer)
+    async def judge_alignment(self, iteration: int, lane: str, image: str, idea: str, sample: int = 0) -> Judgement:
+        key = sample_key(iteration, lane, "judge_alignment", sample)
+        r = await self._judge(key, "judge_alignment", image, {"idea": idea}, AlignmentAnswer)
         return Judgement(r["score"], r["notes"], found=r["found"], missing=r["missing"])
 
-    async def judge_aesthetic(self, iteration: int, lane: str, image: str, idea: str) -> Judgement:
-        r = await self._judge(key_of(iteration, lane, "judge_aesthetic"), "judge_aesthetic", image, {"idea": idea}, AestheticAnswer)
+    async def judge_aesthetic(self, iteration: int, lane: str, image: str, idea: str, sample: int = 0) -> Judgement:
+        key = sample_key(iteration, lane, "judge_aesthetic", sample)
+        r = await self._judge(key, "judge_aesthetic", image, {"idea": idea}, AestheticAnswer)
         return Judgement(r["score"], r["notes"], weak=r["weak"])
+
+    # --- judging methods of issue 7 (see judging.py) ---------------------------------------------
+
+    async def checklist(self, idea: str) -> list[dict[str, Any]]:
+        """Once per run: the idea as weighted yes/no questions with dependencies, kept in checklist.json."""
+        from beamsearch.judging import CHECKLIST_KEY, validate_checklist
+
+        variables = {"idea": idea}
+        system, user = self.templates.render("checklist", variables)
+        request = TextRequest(key=CHECKLIST_KEY, task="checklist", system=system, user=user, variables=variables,
+                              schema=strict_json_schema(ChecklistAnswer), schema_name="checklist")
+
+        async def attempt() -> StepAnswer:
+            answer = await self.providers.text.complete(request)
+            parsed = parse_answer(answer.text, ChecklistAnswer).model_dump()
+            return StepAnswer({"questions": validate_checklist(parsed["questions"])}, answer.usage, answer.meta)
+
+        questions = (await self.gate.call(CHECKLIST_KEY, "text", attempt))["questions"]
+        self.store.write_json("checklist.json", {"idea": idea, "questions": questions})
+        return questions
+
+    async def _look(self, key: str, task: str, images: tuple[str, ...], variables: dict[str, Any], schema: type,
+                    check: Any) -> dict[str, Any]:
+        """A vision step with a nested answer schema and a check of its own (an InvalidAnswer is retried)."""
+        system, user = self.templates.render(task, variables)
+        request = VisionRequest(key=key, task=task, system=system, user=user, variables=variables,
+                                schema=strict_json_schema(schema), schema_name=task,
+                                images=tuple(self.store.path / image for image in images))
+
+        async def attempt() -> StepAnswer:
+            answer = await self.providers.vision.judge(request)
+            return StepAnswer(check(parse_answer(answer.text, schema).model_dump()), answer.usage, answer.meta)
+
+        return await self.gate.call(key, "vision", attempt)
+
+    async def judge_checklist(self, iteration: int, lane: str, image: str, idea: str,
+                              questions: list[dict[str, Any]], sample: int = 0) -> dict[str, bool]:
+        """The judge's yes/no to every checklist question for one image (before dependencies)."""
+        from beamsearch.judging import parse_checks
+
+        listed = "\n".join(f"{q['id']}: {q['question']}" for q in questions)
+        variables = {"idea": idea, "questions_text": listed, "questions": questions}
+
+        def check(answer: dict[str, Any]) -> dict[str, Any]:
+            return {"answers": parse_checks(questions, answer["answers"]), "notes": answer["notes"]}
+
+        result = await self._look(sample_key(iteration, lane, "judge_checklist", sample), "judge_checklist", (image,),
+                                  variables, ChecklistJudgeAnswer, check)
+        return dict(result["answers"])
+
+    async def judge_pairwise(self, iteration: int, first: Any, second: Any, idea: str, alpha: float) -> str:
+        """Which of two images is better overall, shown in this order: 'first' or 'second'."""
+        variables = {"idea": idea, "alpha": alpha, "alignment_weight": round(100 * alpha),
+                     "aesthetic_weight": round(100 * (1 - alpha)), "first": first.id, "second": second.id}
+        key = f"i{iteration}/pair-{first.id}-{second.id}/judge_pairwise"
+        result = await self._look(key, "judge_pairwise", (first.image, second.image), variables, PairwiseAnswer,
+                                  lambda answer: answer)
+        return result["winner"]
 
     def annotate(self, image: str, entries: dict[str, str]) -> None:
         """Store scores in the PNG's text chunks (no pixel re-encode); other formats are left as they are."""

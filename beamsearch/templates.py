@@ -12,7 +12,8 @@ from typing import Any
 
 from beamsearch.errors import SettingsError
 
-TASKS = ("expand_what", "expand_how", "combine", "judge_alignment", "judge_aesthetic", "critique", "refine", "rephrase")
+TASKS = ("expand_what", "expand_how", "combine", "judge_alignment", "judge_aesthetic", "critique", "refine", "rephrase",
+         "checklist", "judge_checklist", "judge_pairwise")
 
 
 @dataclass(frozen=True)

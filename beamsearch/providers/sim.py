@@ -18,6 +18,7 @@ from typing import Any
 from PIL import Image
 
 from beamsearch.errors import ContentPolicyError, RetryableError
+from beamsearch.providers import sim_judging
 from beamsearch.providers import sim_world as world
 from beamsearch.providers.base import ImageRequest, ImageResult, TextRequest, TextResult, Usage, VisionRequest
 
@@ -78,10 +79,13 @@ class Simulator:
     async def complete(self, request: TextRequest) -> TextResult:
         meta = await self._pause_and_maybe_fail("text", request.key)
         handler = getattr(self, f"_task_{request.task}", None)
+        if request.task in sim_judging.TEXT_TASKS:  # the judging methods' tasks live in sim_judging
+            handler = lambda v, rng: sim_judging.text_answer(request.task, v)  # noqa: E731
         if handler is None:
             raise RetryableError(f"the simulator has no answer for the task '{request.task}'")
         rng = world.stable_rng(self.seed, request.key, "answer")
-        answer = handler(request.variables, rng)
+        variables = sim_judging.critique_view(request.variables) if request.task == "critique" else request.variables
+        answer = handler(variables, rng)
         text = answer if isinstance(answer, str) else json.dumps(answer)
         return TextResult(text=text, usage=self._usage("sim-text", request.system + request.user, text), meta=meta)
 
@@ -206,6 +210,8 @@ class Simulator:
 
     async def judge(self, request: VisionRequest) -> TextResult:
         meta = await self._pause_and_maybe_fail("vision", request.key)
+        if request.task in sim_judging.VISION_TASKS:
+            return await sim_judging.judge(request, self.seed, self.settings, meta, self._usage)
         truth = await asyncio.to_thread(self._measure, request)
         rng = world.stable_rng(self.seed, request.key, "judge-noise")
         if request.task == "judge_alignment":
