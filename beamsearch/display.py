@@ -343,6 +343,7 @@ def estimate_view(data: dict[str, Any], settings: Any) -> Group:
     binding = ", ".join(f"{i['iteration']}: {i['seconds']:g}s ({i['bound_by']})" for i in time_data["per_iteration"])
     lines = [calls, tasks,
              Text.assemble(("time lower bound ", "bold"), (f"{_duration(time_data['seconds'])}", "bold"),
+                           (f" (bound by {time_data.get('bound_by', 'iterations')})", ""),
                            (f" at typical latencies ({assumed})", "dim")),
              Text(f"per iteration: {binding}", style="dim")]
     lines += [Text(note, style="dim") for note in data.get("notes", [])]

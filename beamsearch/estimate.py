@@ -24,6 +24,9 @@ TASK_SERVICE = {
     "image": "image",
     "judge_alignment": "vision",
     "judge_aesthetic": "vision",
+    "checklist": "text",
+    "judge_checklist": "vision",
+    "judge_pairwise": "vision",
 }
 
 # Token assumptions per call, (low, high): (input tokens, output tokens[, image input tokens]). The low end
@@ -34,6 +37,7 @@ TEXT_TOKENS = {
     "combine": ((80, 10), (500, 500)),
     "critique": ((150, 20), (800, 800)),
     "refine": ((150, 5), (800, 600)),
+    "checklist": ((300, 150), (900, 2000)),
 }
 VISION_TOKENS = ((100, 15, 85), (500, 500, 1600))
 IMAGE_PROMPT_TOKENS = (10, 300)
@@ -56,11 +60,13 @@ class IterationPlan:
     dimension: str
     calls: dict[str, int]
     chain: list[str]
+    # tasks whose count depends on the answers (pairwise ranking): their fewest calls; `calls` holds the most
+    fewest: dict[str, int] = field(default_factory=dict)
 
-    def by_service(self) -> dict[str, int]:
+    def by_service(self, fewest: bool = False) -> dict[str, int]:
         counts = dict.fromkeys(SERVICES, 0)
         for task, count in self.calls.items():
-            counts[TASK_SERVICE[task]] += count
+            counts[TASK_SERVICE[task]] += self.fewest.get(task, count) if fewest else count
         return counts
 
 
@@ -68,18 +74,18 @@ class IterationPlan:
 class CallPlan:
     iterations: list[IterationPlan]
 
-    def by_service(self) -> dict[str, int]:
+    def by_service(self, fewest: bool = False) -> dict[str, int]:
         counts = dict.fromkeys(SERVICES, 0)
         for plan in self.iterations:
-            for service, count in plan.by_service().items():
+            for service, count in plan.by_service(fewest).items():
                 counts[service] += count
         return counts
 
-    def by_task(self) -> dict[str, int]:
+    def by_task(self, fewest: bool = False) -> dict[str, int]:
         counts: dict[str, int] = {}
         for plan in self.iterations:
             for task, count in plan.calls.items():
-                counts[task] = counts.get(task, 0) + count
+                counts[task] = counts.get(task, 0) + (plan.fewest.get(task, count) if fewest else count)
         return counts
 
     @property
@@ -94,15 +100,34 @@ def plan_calls(settings: Any) -> CallPlan:
     Iteration 0: per lane, expand WHAT and HOW (2 text), combine (1 text), one image, two judges (2 vision).
     Iteration k >= 1: one critique per parent (M parents, since M <= N and every lane is assumed to succeed),
     then N children, each refine (1 text) + combine + image + two judges.
+
+    Judging modes (beamsearch/judging.py): `judge_samples: k` makes each judge answer k times;
+    `alignment: checklist` replaces judge_alignment by judge_checklist and adds one checklist call (text) to
+    the run; `ranking: pairwise` adds, per ranking, between 2(F-1) and 2*min(F(F-1)/2, max_pairs) vision
+    calls, F = min(pool, finalists or max(4, 2M)), pool = N in iteration 0, N + M after it with elitism.
     """
+    from beamsearch.judging import finalists_count, pairwise_pair_bounds
+
     n, m = settings.n, settings.m
-    per_candidate = {"combine": 1, "image": 1, "judge_alignment": 1, "judge_aesthetic": 1}
+    samples = getattr(settings, "judge_samples", 1)
+    alignment = "judge_checklist" if getattr(settings, "alignment", "rating") == "checklist" else "judge_alignment"
+    per_candidate = {"combine": 1, "image": 1, alignment: samples, "judge_aesthetic": samples}
     judge_chain = ["image", "vision"]
     plans = [IterationPlan(0, "expand", {"expand": 2 * n, **{t: c * n for t, c in per_candidate.items()}},
                            ["text", "text", *judge_chain])]
+    if alignment == "judge_checklist":
+        plans[0].calls["checklist"] = 1  # once per run, while the first lanes expand
     for k in range(1, settings.iterations):
         calls = {"critique": m, "refine": n, **{t: c * n for t, c in per_candidate.items()}}
         plans.append(IterationPlan(k, "what" if k % 2 == 1 else "how", calls, ["text", "text", "text", *judge_chain]))
+    if getattr(settings, "ranking", "scores") == "pairwise":
+        for plan in plans:
+            pool = n + (m if plan.iteration > 0 and settings.elitism else 0)
+            finalists = finalists_count(pool, m, settings.pairwise.finalists)
+            low, high = pairwise_pair_bounds(finalists, settings.pairwise.max_pairs)
+            plan.calls["judge_pairwise"], plan.fewest["judge_pairwise"] = 2 * high, 2 * low
+            if low:
+                plan.chain.append("vision")  # the first round of comparisons waits for the barrier
     return CallPlan(plans)
 
 
@@ -144,10 +169,11 @@ def model_of(settings: Any, service: str) -> str:
 def cost_range(plan: CallPlan, settings: Any, prices: dict[str, dict[str, float]]) -> dict[str, Any]:
     """Low and high dollars per service for the plan, and the models the price table does not know."""
     by_service = {s: [0.0, 0.0] for s in SERVICES}
+    fewest = plan.by_task(fewest=True)
     for task, count in plan.by_task().items():
         service = TASK_SERVICE[task]
         low, high = _usage_range(task, model_of(settings, service), settings)
-        by_service[service][0] += count * cost_of(low, prices)
+        by_service[service][0] += fewest[task] * cost_of(low, prices)
         by_service[service][1] += count * cost_of(high, prices)
     unpriced = sorted({model_of(settings, s) for s in SERVICES if not price_of(prices, model_of(settings, s))})
     return {
@@ -167,24 +193,60 @@ def latencies(settings: Any) -> dict[str, float]:
             for s in SERVICES}
 
 
+def _around(chain: list[str], service: str, latency: dict[str, float]) -> tuple[float, float]:
+    """(head, tail): the calls every lane makes before its first call to `service`, and after its last."""
+    positions = [i for i, s in enumerate(chain) if s == service]
+    if not positions:
+        return 0.0, 0.0
+    return sum(latency[s] for s in chain[: positions[0]]), sum(latency[s] for s in chain[positions[-1] + 1:])
+
+
+def _window(settings: Any, service: str) -> tuple[int, float] | None:
+    """(starts allowed per window, window seconds) exactly as the limiter enforces a service's rpm."""
+    rpm = getattr(settings.limits, service).rpm
+    if not rpm:
+        return None
+    allowed = max(1, int(rpm * settings.limits.window_s / 60.0))
+    return allowed, allowed * 60.0 / rpm
+
+
 def time_lower_bound(plan: CallPlan, settings: Any) -> dict[str, Any]:
-    """Seconds no scheduler can beat at the assumed latencies: iterations run one after another (the
-    ranking barrier), and each lasts at least the longest of: one lane's chain of calls; a service's calls
-    shared among its concurrency slots (some slot makes ceil(calls / slots) of them); a service's calls beyond one rate window's burst at its rpm."""
+    """Seconds no scheduler can beat if every call takes its assumed latency.
+
+    Iterations run one after another (the ranking barrier); each lasts at least the longest of: one
+    lane's chain of calls; for each service, the calls before it in a lane, then ceil(calls / slots) of its
+    calls back to back in one concurrency slot, then the calls after it; and under an rpm limit, the k-th
+    start of a service comes at least floor(k / allowed) windows after its first. The limiter's window
+    does not refill at an iteration's start, so the same rate argument over the whole run can bind harder
+    than the sum of the iterations; the bound is the larger of the two.
+    """
     latency = latencies(settings)
     per_iteration = []
     for it in plan.iterations:
         bounds = {"chain": sum(latency[s] for s in it.chain)}
-        for service, count in it.by_service().items():
-            limit = getattr(settings.limits, service)
-            bounds[f"{service} concurrency"] = math.ceil(count / limit.concurrency) * latency[service]
-            if limit.rpm:
-                burst = max(1, int(limit.rpm * settings.limits.window_s / 60.0))
-                bounds[f"{service} rate"] = max(0, count - burst) * 60.0 / limit.rpm
+        for service, count in it.by_service(fewest=True).items():
+            if not count:
+                continue
+            head, tail = _around(it.chain, service, latency)
+            slots = getattr(settings.limits, service).concurrency
+            bounds[f"{service} concurrency"] = head + math.ceil(count / slots) * latency[service] + tail
+            if (window := _window(settings, service)) is not None:
+                allowed, period = window
+                bounds[f"{service} rate"] = head + (count - 1) // allowed * period + latency[service] + tail
         binding = max(bounds, key=lambda name: bounds[name])
         per_iteration.append({"iteration": it.iteration, "seconds": round(bounds[binding], 3), "bound_by": binding})
-    return {"seconds": round(sum(i["seconds"] for i in per_iteration), 3), "per_iteration": per_iteration,
-            "latency_assumed": latency}
+    total, bound_by = sum(i["seconds"] for i in per_iteration), "iterations"
+    for service, count in plan.by_service(fewest=True).items():
+        window = _window(settings, service)
+        if window is None or not count or not plan.iterations:
+            continue
+        allowed, period = window
+        head, _ = _around(plan.iterations[0].chain, service, latency)
+        _, tail = _around(plan.iterations[-1].chain, service, latency)
+        whole = head + (count - 1) // allowed * period + latency[service] + tail
+        if whole > total:
+            total, bound_by = whole, f"{service} rate over the whole run"
+    return {"seconds": round(total, 3), "bound_by": bound_by, "per_iteration": per_iteration, "latency_assumed": latency}
 
 
 @dataclass
@@ -217,6 +279,11 @@ def estimate(settings: Any) -> Estimate:
                      "(add them to a price table with `prices: FILE`).")
     if any(settings.role_provider(s) == "sim" for s in SERVICES):
         notes.append("The simulator charges simulated prices; nothing is really paid.")
+    fewest = plan.by_task(fewest=True).get("judge_pairwise")
+    if fewest is not None:
+        notes.append(f"Pairwise ranking makes between {fewest} and {plan.by_task()['judge_pairwise']} judge_pairwise "
+                     "calls: pairs implied by transitivity are skipped; the counts above are the most, the low cost "
+                     "and the time bound use the fewest.")
     if settings.max_cost_usd is not None and cost["low_usd"] > settings.max_cost_usd:
         notes.append(f"Even the low estimate passes max_cost_usd (${settings.max_cost_usd:.2f}): the run will stop "
                      "early, resumable.")

@@ -178,3 +178,14 @@ def test_run_plain_prints_one_line_per_finished_step(tmp_path) -> None:
     lines = [line for line in result.stdout.splitlines() if line.startswith("step ")]
     assert len(lines) == len(steps)
     assert all(f"step {e['key']} ({e['service']})" in line for e, line in zip(steps, lines, strict=True))
+
+
+def test_run_json_stopped_by_the_budget_keeps_stdout_json_and_talks_on_stderr(tmp_path) -> None:
+    result = invoke("run", "--provider", "sim", "--prompt", "a teal whale", "-n", "4", "-m", "2", "--iterations", "3",
+                    "--runs-dir", str(tmp_path), "--max-cost", "0.2", "--json")
+    assert result.exit_code == 3
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events[-1]["type"] == "result" and events[-1]["status"] == "stopped" and events[-1]["exit_code"] == 3
+    assert "budget" in result.stderr and "beamsearch resume" in result.stderr
+    listed = json.loads(invoke("list", str(tmp_path), "--json").stdout)
+    assert [r["status"] for r in listed] == ["stopped"]

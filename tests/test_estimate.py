@@ -68,9 +68,16 @@ def test_time_lower_bound_takes_the_tightest_of_chain_concurrency_and_rate(tmp_p
 
     slow_rate = sim_settings(tmp_path, **{"n": 8, "m": 2, "iterations": 1, "limits.image.rpm": 6,
                                           "limits.window_s": 10})
-    # one request may start at once (6 per minute over 10 s), the other 7 need 10 s each
+    # one request may start per 10 s window (6 per minute over 10 s): the 8th starts 70 s after the first
     assert time_lower_bound(plan_calls(slow_rate), slow_rate)["per_iteration"][0] == {
         "iteration": 0, "seconds": 70.0, "bound_by": "image rate"}
+
+    # 4 images per iteration fit one window (8 starts per 9.6 s at 50 rpm), but the window does not refill
+    # between iterations: the last 8 of the 16 images wait one window.
+    spread = sim_settings(tmp_path, **{"n": 4, "m": 2, "iterations": 4, "limits.image.rpm": 50, "limits.window_s": 10})
+    bound = time_lower_bound(plan_calls(spread), spread)
+    assert bound["bound_by"] == "image rate over the whole run" and bound["seconds"] == pytest.approx(9.6)
+    assert all(i["seconds"] == 0 for i in bound["per_iteration"])
 
 
 def test_real_models_are_priced_from_the_table_and_unknown_models_are_named(tmp_path) -> None:
