@@ -137,10 +137,14 @@ async def test_faults_are_retried_within_bounds_and_limits_hold(server: FakeOpen
         allowed, period = rate_guarantee(rpm, window)
         span = tightest_span(stats.starts, allowed)
         assert span is not None, f"{service}: too few requests to test the rate"
-        # allowed+1 starts never fit in one period (the limiter's promise, ServiceLimiter). The slack
-        # covers the varying client->server hop: ~40 ms on an idle machine, 200+ ms with four test
-        # processes on two cores. Without the rate limit it measured 0.09-0.23 s.
-        assert span > period - 0.3, (service, span, period)
+        # allowed+1 starts never fit in one period (the limiter's promise, ServiceLimiter), as seen by the
+        # server up to the varying client->server hop: ~40 ms on an idle machine, ~200 ms with the two
+        # cores busy elsewhere, hence half a period of allowance. Without the rate limit the tightest
+        # span measured 0.09-0.23 s, so this still catches a missing limit.
+        assert span > period / 2, (service, span, period)
+        # and over the whole run, where the hop matters only at the two ends
+        starts = sorted(stats.starts)
+        assert len(starts) <= allowed * ((starts[-1] - starts[0] + 0.5) / period + 1), service
     assert server.stats["text"].max_in_flight == 3  # the cap was reached, so it was the cap that held
 
 
