@@ -8,21 +8,19 @@ appended to the log the moment it arrives.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
 from beamsearch.costs import Budget, cost_of, typical_cost
 from beamsearch.errors import (
     AuthError,
     BeamsearchError,
     BudgetExhausted,
-    CallError,
-    ContentPolicyError,
-    FatalCallError,
     RetryableError,
     RunFailed,
     StepFailed,
@@ -92,52 +90,69 @@ class Gate:
         limiter = self.limiters[service]
         estimate = typical_cost(service, self.models.get(service, ""), self.prices)
         started = time.monotonic()
-        for number in range(1, self.policy.max_attempts + 1):
-            if self.stop_reason is not None:
-                raise self.stop_reason
-            try:
-                self.budget.reserve(estimate)
-            except BudgetExhausted as exc:
-                raise self._stop(exc) from None
-            try:
-                async with limiter.slot():
-                    if self.stop_reason is not None:
-                        raise self.stop_reason
-                    self.attempts[service] += 1
-                    self.live_calls[service] += 1
-                    answer = await attempt()
-            except RetryableError as exc:
-                self.budget.release(estimate)
-                delay = self.policy.delay(number, exc)
-                if exc.pause_service:
-                    limiter.pause(delay)
-                last = number == self.policy.max_attempts
-                self._notify({"type": "attempt_failed", "key": key, "service": service, "attempt": number,
-                              "error": exc.message, "final": last})
-                if last:
-                    raise StepFailed(f"{service} call failed after {number} attempts: {exc.message}") from exc
-                self.retries += 1
-                await asyncio.sleep(delay)
-                continue
-            except AuthError as exc:
-                self.budget.release(estimate)
-                raise self._stop(RunFailed(exc.message)) from exc
-            except (FatalCallError, ContentPolicyError, CallError):
-                self.budget.release(estimate)
-                raise
-            except BaseException:
-                self.budget.release(estimate)
-                raise
-            cost = cost_of(answer.usage, self.prices) if answer.usage is not None else 0.0
-            self.budget.settle(estimate, service, cost)
-            event: dict[str, Any] = {
-                "type": "step", "key": key, "service": service, "result": answer.result,
-                "usage": answer.usage.to_dict() if answer.usage else None, "cost": round(cost, 8),
-                "attempts": number, "elapsed": round(time.monotonic() - started, 4),
-            }
-            if answer.meta:
-                event["meta"] = answer.meta
-            self._record(event)
-            self.recorded[key] = event
-            return answer.result
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def wait(state: RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            delay = self.policy.delay(state.attempt_number, error)
+            if isinstance(error, RetryableError) and error.pause_service:
+                limiter.pause(delay)  # a 429 holds the whole service, so lanes back off together
+            return delay
+
+        def before_sleep(state: RetryCallState) -> None:
+            self.retries += 1
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.policy.max_attempts),
+            wait=wait,
+            retry=retry_if_exception_type(RetryableError),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            async for trial in retrying:
+                with trial:
+                    answer = await self._attempt(key, service, limiter, estimate, attempt, trial.retry_state.attempt_number)
+        except RetryableError as exc:
+            raise StepFailed(f"{service} call failed after {self.policy.max_attempts} attempts: {exc.message}") from exc
+        number = retrying.statistics.get("attempt_number", 1)
+        cost = cost_of(answer.usage, self.prices) if answer.usage is not None else 0.0
+        self.budget.settle(estimate, service, cost)
+        event: dict[str, Any] = {
+            "type": "step", "key": key, "service": service, "result": answer.result,
+            "usage": answer.usage.to_dict() if answer.usage else None, "cost": round(cost, 8),
+            "attempts": number, "elapsed": round(time.monotonic() - started, 4),
+        }
+        if answer.meta:
+            event["meta"] = answer.meta
+        self._record(event)
+        self.recorded[key] = event
+        return answer.result
+
+    async def _attempt(self, key: str, service: str, limiter: ServiceLimiter, estimate: float, attempt: Attempt,
+                       number: int) -> StepAnswer:
+        """One attempt: reserve budget, wait for the service's limiter, call. On success the reservation
+        is settled by the caller; on any failure it is released here."""
+        if self.stop_reason is not None:
+            raise self.stop_reason
+        try:
+            self.budget.reserve(estimate)
+        except BudgetExhausted as exc:
+            raise self._stop(exc) from None
+        try:
+            async with limiter.slot():
+                if self.stop_reason is not None:
+                    raise self.stop_reason
+                self.attempts[service] += 1
+                self.live_calls[service] += 1
+                return await attempt()
+        except RetryableError as exc:
+            self.budget.release(estimate)
+            self._notify({"type": "attempt_failed", "key": key, "service": service, "attempt": number,
+                          "error": exc.message, "final": number >= self.policy.max_attempts})
+            raise
+        except AuthError as exc:
+            self.budget.release(estimate)
+            raise self._stop(RunFailed(exc.message)) from exc
+        except BaseException:
+            self.budget.release(estimate)
+            raise
