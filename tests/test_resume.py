@@ -75,7 +75,7 @@ async def uninterrupted(tmp_path: Path, seed: int) -> dict:
 
 def same_search(a: dict, b: dict) -> None:
     assert a["best"]["id"] == b["best"]["id"] and a["best"]["total"] == b["best"]["total"]
-    assert [(c["id"], c["total"]) for c in a["candidates"]] == [(c["id"], c["total"]) for c in b["candidates"]]
+    assert [(c["id"], c["parent"], c["total"]) for c in a["candidates"]] == [(c["id"], c["parent"], c["total"]) for c in b["candidates"]]
 
 
 async def test_kill_9_mid_iteration_then_resume(tmp_path) -> None:

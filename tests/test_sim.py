@@ -116,3 +116,9 @@ async def test_content_policy_and_transient_failures() -> None:
         except RetryableError:
             pass
     assert refused >= 1
+
+
+def test_every_style_renders_the_same_pixels_twice() -> None:
+    for term in world.STYLE_TERMS:
+        prompt = f"A red lighthouse and a yellow sun by the sea at night. Style: {term}."
+        assert world.render(prompt, 128, 3).tobytes() == world.render(prompt, 128, 3).tobytes(), term

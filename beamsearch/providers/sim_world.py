@@ -257,7 +257,10 @@ def apply_effects(image: Image.Image, effects: list[str]) -> Image.Image:
     if "sharpen" in effects:
         image = image.filter(ImageFilter.SHARPEN)
     if "texture" in effects:
-        noise = Image.effect_noise(image.size, 24).convert("RGB")
+        # Pillow's effect_noise draws from C's rand(): not reproducible, so make the grain from our own seed
+        tile = max(8, size // 4)
+        grain = Image.frombytes("L", (tile, tile), stable_rng("grain", size).randbytes(tile * tile))
+        noise = grain.resize(image.size, Image.Resampling.NEAREST).convert("RGB")
         image = Image.blend(image, ImageChops.overlay(image, noise), 0.25)
     if "pixelate" in effects:
         small = max(8, size // 16)
