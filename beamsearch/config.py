@@ -91,7 +91,8 @@ class SimSettings(Strict):
     aesthetic_noise: float = Field(0.6, ge=0, description="std. dev. of the judge's aesthetic error, 0-10")
     failure_rate: float = Field(0.0, ge=0, le=1, description="share of calls that fail transiently")
     policy_words: list[str] = Field(default_factory=lambda: ["gore"], description="words the sim refuses")
-    checklist_noise: float = Field(0.05, ge=0, le=0.5, description="chance the judge gets one checklist answer wrong")
+    checklist_noise: float = Field(0.02, ge=0, le=0.5, description="chance the judge gets one checklist answer wrong; "
+                                   "0.02 gives about the same root-mean-square alignment error as alignment_noise 6")
     pairwise_noise: float = Field(4.5, ge=0, description="std. dev. of the judge's error on each image's overall "
                                   "quality (0-100) when comparing two; about what the two rating errors add up to")
     pairwise_bias: float = Field(3.0, description="points the judge adds to whichever image it is shown first")

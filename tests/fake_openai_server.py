@@ -3,8 +3,9 @@
 It serves `POST /v1/chat/completions` (text, and vision when a message carries `image_url` parts, whose
 data URLs it decodes with Pillow to check they are real images) and `POST /v1/images/generations` (real
 PNG/JPEG/WebP bytes made with Pillow, as base64 or as a URL served from `GET /files/...`, with a usage
-block). Answers to the three structured tasks (judge_alignment, judge_aesthetic, critique) fit their
-schemas; other tasks get plain text made from the request.
+block). Answers to the structured tasks (judge_alignment, judge_aesthetic, critique, and the judging
+methods' checklist, judge_checklist, judge_pairwise) fit their schemas; other tasks get plain text made
+from the request.
 
 Faults are configured on `FakeConfig`: every `fail_every`-th request (in arrival order, across services)
 gets the next fault of `fault_cycle`; `queue_fault` forces faults on the next requests of a service.
@@ -189,8 +190,23 @@ def _plain_answer(system: str, user: str, policy_words: tuple[str, ...]) -> str:
     return text[:300]
 
 
-def _schema_answer(name: str, schema: dict[str, Any], seed: bytes) -> dict[str, Any]:
+def _schema_answer(name: str, schema: dict[str, Any], seed: bytes, user: str = "") -> dict[str, Any]:
     h = hashlib.sha256(seed).digest()
+    if name == "checklist":  # judging (issue 7): a small checklist with a dependency
+        return {"questions": [
+            {"id": "q1", "question": "Is there a lighthouse?", "category": "entity", "element": "lighthouse",
+             "depends_on": [], "weight": 3},
+            {"id": "q2", "question": "Is the lighthouse red?", "category": "attribute", "element": "red lighthouse",
+             "depends_on": ["q1"], "weight": 2},
+            {"id": "q3", "question": "Is it night?", "category": "scene", "element": "night", "depends_on": [], "weight": 2},
+            {"id": "q4", "question": "Does the image as a whole show the request?", "category": "whole",
+             "element": "the whole request", "depends_on": ["q1"], "weight": 1}]}
+    if name == "judge_checklist":  # a yes or no for every "id: question" line of the request
+        ids = re.findall(r"^(\w+): ", user.split("Questions:", 1)[-1], re.M)
+        return {"answers": [{"id": qid, "answer": "yes" if h[i % 32] % 3 else "no"} for i, qid in enumerate(ids)],
+                "notes": "Checked."}
+    if name == "judge_pairwise":  # prefers the first image two times in three, like a position-biased judge
+        return {"winner": "first" if h[0] % 3 else "second", "reason": "It shows the request better."}
     if name == "judge_alignment":
         return {"score": 30 + h[0] % 66, "found": ["the main subject"], "missing": ["a detail"] if h[1] % 2 else [],
                 "notes": "Mostly there."}
@@ -377,7 +393,7 @@ class _Handler(BaseHTTPRequestHandler):
         response_format = body.get("response_format") or {}
         if response_format.get("type") == "json_schema":
             spec = response_format["json_schema"]
-            answer = _schema_answer(spec.get("name", ""), spec.get("schema", {}), seed)
+            answer = _schema_answer(spec.get("name", ""), spec.get("schema", {}), seed, user)
             if schema_fault:
                 answer = {"unexpected": "this answer does not fit the schema"}
             text = json.dumps(answer)

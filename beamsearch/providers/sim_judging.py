@@ -9,8 +9,13 @@ Like the rating judge, these judges are noisy around the hidden truth (`sim_worl
   whichever image is shown first, as real vision judges favour the first image.
 Every answer records the truth in its metadata (`sim_truth`), so methods can be scored against it.
 
-The simulator's world has no spatial relations (its painter puts objects in slots), so its checklist
-asks about entities, their colours, the scene and the whole picture, plus one "together" relation.
+The simulator's checklist asks what its world can show: each entity, its colour and form, the scene,
+one "together" relation (its painter puts objects in slots, so it has no spatial relations) and the
+whole picture. Its judge perceives the way its truth measures: it looks for each object by the colour
+asked for (a blob of that colour is "the lighthouse"), then checks that blob's form. So the entity and
+attribute questions carry the truth's own credit (0.4 for the object's colour being there, 0.6 more for
+its form) and a checklist answered without error agrees with the truth's ordering of alignment; the
+relation and whole-picture questions add a little weight of their own.
 """
 
 from __future__ import annotations
@@ -32,9 +37,9 @@ SCENE_QUESTIONS = {"night": "Is it night?", "storm": "Is there a storm?", "sunse
                    "space": "Is it set in deep space?", "fog": "Is there thick fog?", "sea": "Is there a sea?",
                    "lake": "Is there a lake?", "field": "Is there a field?", "desert": "Is it in a desert?",
                    "beach": "Is there a beach?", "road": "Is there a road?"}
-# Weights follow the truth's own accounting: an entity in its colour is worth 1 (0.6 for being there,
-# 0.4 for the colour), a scene 0.6; the relation and the whole-picture questions add a little.
-WEIGHTS = {"entity": 0.6, "attribute": 0.4, "scene": 0.6, "relation": 0.2, "whole": 0.4}
+# Weights follow the truth's own accounting: an entity is worth 1 (0.4 for its colour being there, 0.6 for
+# the right form in that colour), a scene 0.6; the relation and the whole-picture questions add a little.
+WEIGHTS = {"entity": 0.4, "attribute": 0.6, "scene": 0.6, "relation": 0.2, "whole": 0.2}
 
 
 def make_checklist(idea: str) -> list[dict[str, Any]]:
@@ -47,7 +52,8 @@ def make_checklist(idea: str) -> list[dict[str, Any]]:
         entity_ids.append(eid)
         questions.append({"id": eid, "question": f"Is there a {e.name}?", "category": "entity",
                           "element": e.phrase(), "depends_on": [], "weight": WEIGHTS["entity"]})
-        questions.append({"id": f"a{i}", "question": f"Is the {e.name} {e.color}?", "category": "attribute",
+        questions.append({"id": f"a{i}", "question": f"Is the {e.name} {e.color} and {e.shape}-shaped?",
+                          "category": "attribute",
                           "element": e.phrase(), "depends_on": [eid], "weight": WEIGHTS["attribute"]})
     if len(wanted.entities) >= 2:
         first, second = wanted.entities[0], wanted.entities[1]
@@ -92,9 +98,9 @@ def critique_view(variables: dict[str, Any]) -> dict[str, Any]:
 # --- the vision judges ----------------------------------------------------------------------------
 
 
-def _shape_present(small: Image.Image, shape: str) -> bool:
-    """Does some colour of the palette form a blob of this shape (whatever its colour)?"""
-    return any(world._shape_of(world._colour_mask(small, rgb))[0] == shape for rgb in world.COLORS.values())
+def _colour_present(small: Image.Image, entity: world.Entity) -> bool:
+    """Is there a blob in the colour asked for, where the judge looks for the object?"""
+    return world._shape_of(world._colour_mask(small, world.COLORS[entity.color]))[0] is not None
 
 
 def _truths(image_path: Any, idea: str, questions: list[dict[str, Any]]) -> tuple[dict[str, bool], world.Measurement]:
@@ -102,22 +108,18 @@ def _truths(image_path: Any, idea: str, questions: list[dict[str, Any]]) -> tupl
         image.load()
         truth = world.measure(image, idea)
         small = image.convert("RGB").resize((world.MEASURE_SIDE, world.MEASURE_SIDE), Image.Resampling.BILINEAR)
-    present: dict[str, bool] = {}
+    wanted = {e.name: e for e in world.requirements(idea).entities}
     answers: dict[str, bool] = {}
     for q in questions:
         element = q.get("element", "")
-        parsed = world.parse(element, pseudo=True).entities
+        named = [wanted.get(e.name, e) for e in world.parse(element, pseudo=True).entities]
         category = q.get("category")
-        if category == "entity" and parsed:
-            e = parsed[0]
-            present[e.name] = present.get(e.name) or _shape_present(small, e.shape)
-            answers[q["id"]] = present[e.name]
-        elif category == "attribute":
+        if category == "entity" and named:
+            answers[q["id"]] = _colour_present(small, named[0])
+        elif category in ("attribute", "scene"):
             answers[q["id"]] = element in truth.found
-        elif category == "scene":
-            answers[q["id"]] = element in truth.found
-        elif category == "relation" and parsed:
-            answers[q["id"]] = all(_shape_present(small, e.shape) for e in parsed)
+        elif category == "relation" and named:
+            answers[q["id"]] = all(_colour_present(small, e) for e in named)
         else:  # the whole picture, or a question the simulator cannot read: is nothing missing?
             answers[q["id"]] = not truth.missing
     return answers, truth
