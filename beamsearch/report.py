@@ -231,6 +231,33 @@ def _hero(best: dict[str, Any] | None, run_dir: Path) -> str:
     return f'<div class="hero">{picture}<dl>{facts}</dl></div>'
 
 
+def _judging(summary: dict[str, Any]) -> str:
+    """How the images were judged and how far the judges agreed (issue 7); nothing for default judging."""
+    j = summary.get("judging") or {}
+    if not (j.get("checklist") or j.get("pairwise") or j.get("judge_spread")):
+        return ""
+    facts = [f"alignment by {esc(j.get('alignment'))}, ranking by {esc(j.get('ranking'))}, "
+             f"{esc(j.get('judge_samples'))} answer(s) per judge and image"]
+    if j.get("pairwise"):
+        pw = j["pairwise"]
+        facts.append(f"pairwise: {esc(pw['pairs'])} pairs judged in both orders; the two orders agreed on "
+                     f"{esc(pw['orders_agreed'])} ({pw['agreement']:.0%}); the image shown first won "
+                     f"{pw['first_shown_won']:.0%} of single verdicts")
+    for judge, spread in (j.get("judge_spread") or {}).items():
+        facts.append(f"{esc(judge)} judge spread (std. dev. of repeated answers): mean {esc(spread['mean'])}, "
+                     f"max {esc(spread['max'])}")
+    if j.get("checklist_failed_share") is not None:
+        per = ", ".join(f"iteration {esc(k)}: {v:.0%}" for k, v in (j.get("checklist_failed_share_by_iteration") or {}).items())
+        facts.append(f"checklist questions failed: {j['checklist_failed_share']:.0%} overall ({per})")
+    html = "<h2>Judging</h2><ul>" + "".join(f"<li>{f}</li>" for f in facts) + "</ul>"
+    if j.get("checklist"):
+        rows = "".join(f"<tr><td>{esc(q['id'])}</td><td>{esc(q['question'])}</td><td>{esc(q['category'])}</td>"
+                       f"<td>{esc(q['weight'])}</td><td>{esc(', '.join(q['depends_on']))}</td></tr>" for q in j["checklist"])
+        html += ("<table><tr><th>id</th><th>checklist question</th><th>category</th><th>weight</th>"
+                 f"<th>counts only if</th></tr>{rows}</table>")
+    return html
+
+
 def render_report(summary: dict[str, Any], run_dir: Path) -> str:
     """The whole page as a string (the run folder is needed to link only images that exist)."""
     run_dir = Path(run_dir)
@@ -298,6 +325,7 @@ def render_report(summary: dict[str, Any], run_dir: Path) -> str:
 {tree}
 <h2>Score per iteration</h2>
 <div class="chart">{chart_svg(summary.get("iterations", []))}</div>
+{_judging(summary)}
 {"".join(sections)}
 <h2>Cost by service</h2>
 {_usage_table(summary)}

@@ -184,6 +184,7 @@ async def test_default_judging_is_unchanged(tmp_path) -> None:
     keys = [e["key"] for e in read_events(result.store.path) if e["type"] == "step"]
     assert not [k for k in keys if ".s" in k.rsplit("/", 1)[-1]]
     assert "pairwise" not in result.summary["judging"] and "judge_spread" not in result.summary["judging"]
+    assert "<h2>Judging</h2>" not in (result.store.path / "report.html").read_text()
 
 
 async def test_checklist_mode_saves_its_questions_and_the_critique_names_the_failed_ones(tmp_path) -> None:
@@ -224,6 +225,9 @@ async def test_checklist_mode_saves_its_questions_and_the_critique_names_the_fai
     # the share of failed questions per iteration is in the summary
     shares = [it["checklist_failed_share"] for it in result.summary["iterations"]]
     assert len(shares) == 3 and all(0 <= s <= 1 for s in shares)
+    report = (result.store.path / "report.html").read_text()
+    assert "<h2>Judging</h2>" in report and "checklist questions failed" in report
+    assert all(text in report for text in texts if "'" not in text)
 
 
 def test_the_simulator_critique_reads_failed_questions_as_elements() -> None:
@@ -253,6 +257,7 @@ async def test_pairwise_mode_records_both_orders_under_stable_keys(tmp_path) -> 
     figures = result.summary["judging"]["pairwise"]
     assert figures["pairs"] == compared and 0 <= figures["agreement"] <= 1
     assert figures["first_shown_won"] > 0.5, "the simulator's judge favours the first image shown"
+    assert "the two orders agreed on" in (result.store.path / "report.html").read_text()
 
 
 async def test_repeated_judging_uses_distinct_keys_and_records_the_spread(tmp_path) -> None:
