@@ -88,6 +88,8 @@ class SimSettings(Strict):
     latency: SimLatency = SimLatency()
     image_size: int = Field(256, ge=32, le=4096)
     alignment_noise: float = Field(6.0, ge=0, description="std. dev. of the judge's alignment error, 0-100")
+    rating_saturation: float = Field(0.4, ge=0, lt=1, description="share of the gap to 100 that a 0-100 alignment "
+                                     "rating closes (ratings saturate high); 0 = an unbiased rating")
     aesthetic_noise: float = Field(0.6, ge=0, description="std. dev. of the judge's aesthetic error, 0-10")
     failure_rate: float = Field(0.0, ge=0, le=1, description="share of calls that fail transiently")
     policy_words: list[str] = Field(default_factory=lambda: ["gore"], description="words the sim refuses")
@@ -324,7 +326,7 @@ PAST_KEYS = (
     "image.size", "image.quality", "vision.provider", "vision.model", "vision.base_url", "vision.detail",
     "vision.vision_max_side", "sim.image_size", "sim.alignment_noise", "sim.aesthetic_noise",
     "alignment", "ranking", "judge_samples", "pairwise.finalists", "pairwise.max_pairs",
-    "sim.checklist_noise", "sim.pairwise_noise", "sim.pairwise_bias",
+    "sim.checklist_noise", "sim.rating_saturation", "sim.pairwise_noise", "sim.pairwise_bias",
 )
 
 

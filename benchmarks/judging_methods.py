@@ -10,7 +10,8 @@ truth = alpha * alignment + (1 - alpha) * 10 * aesthetic, as the ranking itself 
 Methods: rating (default: one 0-100 alignment rating), checklist (alignment from the yes/no checklist),
 pairwise (rating scores, then the finalists compared in both orders), and rating with judge_samples 3
 as a reference for what more judge calls alone buy. The judge noise is the simulator's default
-(alignment rating: gaussian, sd 6 points; checklist: each answer wrong with probability 0.02, which
+(alignment rating: saturating high, as vision models' 0-100 ratings do, by closing 40% of the gap to 100,
+then gaussian, sd 6 points; checklist: each answer wrong with probability 0.02, which
 gives about the same root-mean-square alignment error; pairwise: sd 4.5 per image on the 0-100 total,
 about what the two rating errors add up to, plus 3 points for the image shown first). The last rows
 show how the checklist fares with fewer wrong answers.
@@ -41,6 +42,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "checklist": {"alignment": "checklist"},
     "pairwise": {"ranking": "pairwise"},
     "rating x3": {"judge_samples": 3},
+    # sensitivity: a rating judge that does not saturate (the default closes 40% of the gap to 100)
+    "rating unsat": {"sim.rating_saturation": 0.0},
     # sensitivity: the checklist judge with fewer errors per question than the default 2%
     "checklist 1%": {"alignment": "checklist", "sim.checklist_noise": 0.01},
     "checklist 0%": {"alignment": "checklist", "sim.checklist_noise": 0.0},

@@ -326,16 +326,15 @@ async def test_resume_replays_checklist_and_comparisons(tmp_path) -> None:
 # --- the experiment: does each method pick the truly best candidate? ------------------------------
 
 
-async def test_pairwise_and_an_error_free_checklist_pick_the_truly_best_at_least_as_often_as_rating() -> None:
-    """Ten seeds, one pool of nine pictures per seed, judged by every method (benchmarks/judging_methods.py).
-
-    Pairwise ranking at the simulator's default noise and bias picks the truly best candidate at least as
-    often as rating. The checklist does so when its judge answers without error (so it measures what the
-    truth measures); at the default 2% of wrong answers per question it does not, in this simulator whose
-    rating judge is unbiased gaussian noise: see the benchmark's numbers."""
-    methods = {"rating": {}, "pairwise": {"ranking": "pairwise"},
-               "checklist without errors": {"alignment": "checklist", "sim.checklist_noise": 0.0}}
+async def test_checklist_and_pairwise_pick_the_truly_best_at_least_as_often_as_rating() -> None:
+    """Ten seeds, one pool of nine pictures per seed, judged by every method at the simulator's default
+    noise (benchmarks/judging_methods.py). The simulator's 0-100 rating saturates high (it closes 40% of
+    the gap to 100 before its noise), as the issue describes vision models' ratings; the checklist
+    answers each yes/no question wrongly 2% of the time; pairwise verdicts are noisy and favour the first
+    image by 3 points, cancelled by judging both orders. Without saturation the rating wins against this
+    checklist (see BENCHMARKS.md), so this test is about the judges as modelled, not a law."""
+    methods = {"rating": {}, "pairwise": {"ranking": "pairwise"}, "checklist": {"alignment": "checklist"}}
     table = await experiment((RICH_IDEA,), range(10), n=9, m=3, methods=methods)
     assert [row["trials"] for row in table.values()] == [10, 10, 10]
     assert table["pairwise"]["hits"] >= table["rating"]["hits"], table
-    assert table["checklist without errors"]["hits"] >= table["rating"]["hits"], table
+    assert table["checklist"]["hits"] >= table["rating"]["hits"], table

@@ -64,18 +64,26 @@ def test_judge_measures_pixels_not_words() -> None:
     assert world.measure(canvas, IDEA).alignment == 100
 
 
-async def test_judge_is_noisy_around_the_truth(tmp_path) -> None:
-    sim = simulator(**{"sim.alignment_noise": 8})
-    path = tmp_path / "x.png"
-    world.render("A red lighthouse by the sea.", 256, 0).save(path)
+async def scores_of(sim: Simulator, path, count: int = 20) -> tuple[list[float], float]:
     scores, truths = [], set()
-    for j in range(20):
+    for j in range(count):
         answer = await sim.judge(VisionRequest(key=f"i0/c{j}/judge_alignment", task="judge_alignment", system="", user="",
                                                variables={"idea": IDEA}, images=(path,)))
         scores.append(json.loads(answer.text)["score"])
         truths.add(answer.meta["sim_truth"])
-    assert len(truths) == 1 and len(set(scores)) > 3
-    assert abs(sum(scores) / len(scores) - truths.pop()) < 8
+    assert len(truths) == 1
+    return scores, truths.pop()
+
+
+async def test_judge_is_noisy_around_the_truth_and_ratings_saturate_high(tmp_path) -> None:
+    path = tmp_path / "x.png"
+    world.render("A red lighthouse by the sea.", 256, 0).save(path)
+    scores, truth = await scores_of(simulator(**{"sim.alignment_noise": 8, "sim.rating_saturation": 0}), path)
+    assert len(set(scores)) > 3
+    assert abs(sum(scores) / len(scores) - truth) < 8
+    saturated, _ = await scores_of(simulator(**{"sim.alignment_noise": 8, "sim.rating_saturation": 0.5}), path)
+    expected = truth + 0.5 * (100 - truth)
+    assert abs(sum(saturated) / len(saturated) - expected) < 8 and min(saturated) > truth - 10
 
 
 async def test_critique_names_what_is_missing_and_refine_acts_on_it() -> None:

@@ -215,7 +215,10 @@ class Simulator:
         truth = await asyncio.to_thread(self._measure, request)
         rng = world.stable_rng(self.seed, request.key, "judge-noise")
         if request.task == "judge_alignment":
-            score = min(100.0, max(0.0, truth.alignment + rng.gauss(0, self.settings.alignment_noise)))
+            # a 0-100 rating saturates high, as vision models' ratings do: the gap to 100 is squeezed
+            # before the noise is added, so good and very good images become hard to tell apart
+            squeezed = truth.alignment + self.settings.rating_saturation * (100.0 - truth.alignment)
+            score = min(100.0, max(0.0, squeezed + rng.gauss(0, self.settings.alignment_noise)))
             answer = {"score": round(score), "found": truth.found, "missing": truth.missing,
                       "notes": "Missing: " + "; ".join(truth.missing) if truth.missing else "Everything asked for is visible."}
             meta["sim_truth"] = truth.alignment
