@@ -48,12 +48,16 @@ def console(stderr: bool = False) -> Any:
     return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")) or None)
 
 
-RunOption = Annotated
+# judging options, shared by `run` and `estimate`
+AlignmentOption = Annotated[str | None, typer.Option("--alignment", help="How alignment is judged: rating (0-100) or checklist (yes/no questions).")]
+RankingOption = Annotated[str | None, typer.Option("--ranking", help="How survivors are chosen: scores, or pairwise (finalists compared in both orders).")]
+SamplesOption = Annotated[int | None, typer.Option("--judge-samples", help="Independent judge answers per image, averaged.")]
 
 
 def _flags(**values: Any) -> dict[str, Any]:
     mapping = {"n": "n", "m": "m", "iterations": "iterations", "alpha": "alpha", "provider": "provider",
-               "runs_dir": "runs_dir", "max_cost": "max_cost_usd", "seed": "seed", "prompt": "prompt"}
+               "runs_dir": "runs_dir", "max_cost": "max_cost_usd", "seed": "seed", "prompt": "prompt",
+               "alignment": "alignment", "ranking": "ranking", "judge_samples": "judge_samples"}
     return {mapping[k]: v for k, v in values.items() if k in mapping and v is not None}
 
 
@@ -154,6 +158,9 @@ def run(
     runs_dir: Annotated[Path | None, typer.Option("--runs-dir", help="Where run folders are made.")] = None,
     max_cost: Annotated[float | None, typer.Option("--max-cost", help="Stop before spending more dollars than this.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the run (the simulator is deterministic from it).")] = None,
+    alignment: AlignmentOption = None,
+    ranking: RankingOption = None,
+    judge_samples: SamplesOption = None,
     json_mode: Annotated[bool, typer.Option("--json", help="Write one JSON event per line to stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,
 ) -> None:
@@ -162,7 +169,8 @@ def run(
 
     try:
         settings = _resolve(config, _flags(prompt=prompt, n=n, m=m, iterations=iterations, alpha=alpha,
-                                           provider=provider, runs_dir=runs_dir, max_cost=max_cost, seed=seed))
+                                           provider=provider, runs_dir=runs_dir, max_cost=max_cost, seed=seed,
+                                           alignment=alignment, ranking=ranking, judge_samples=judge_samples))
         from beamsearch import app as application
 
         _drive(settings, json_mode, quiet, lambda listeners: application.start_run(settings, listeners))
@@ -293,6 +301,9 @@ def estimate(
     runs_dir: Annotated[Path | None, typer.Option("--runs-dir", help="Where run folders are made.")] = None,
     max_cost: Annotated[float | None, typer.Option("--max-cost", help="Stop before spending more dollars than this.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the run.")] = None,
+    alignment: AlignmentOption = None,
+    ranking: RankingOption = None,
+    judge_samples: SamplesOption = None,
     json_mode: Annotated[bool, typer.Option("--json", help="Print the estimate as one JSON document.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Accepted for symmetry with run; changes nothing.")] = False,
 ) -> None:
@@ -303,7 +314,8 @@ def estimate(
 
     try:
         settings = _resolve(config, _flags(prompt=prompt, n=n, m=m, iterations=iterations, alpha=alpha,
-                                           provider=provider, runs_dir=runs_dir, max_cost=max_cost, seed=seed))
+                                           provider=provider, runs_dir=runs_dir, max_cost=max_cost, seed=seed,
+                                           alignment=alignment, ranking=ranking, judge_samples=judge_samples))
         data = plan(settings).to_dict()
     except BeamsearchError as exc:
         fail(exc)
