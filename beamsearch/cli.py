@@ -48,6 +48,17 @@ def console(stderr: bool = False) -> Any:
     return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")) or None)
 
 
+# options shared by `run` and `estimate` (and `--config` by most commands)
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="A YAML settings file.")]
+NOption = Annotated[int | None, typer.Option("-n", help="Beam width: candidates per iteration.")]
+MOption = Annotated[int | None, typer.Option("-m", help="Survivors kept after each ranking.")]
+IterationsOption = Annotated[int | None, typer.Option("--iterations", "-i", help="Iterations, counting iteration 0.")]
+AlphaOption = Annotated[float | None, typer.Option("--alpha", help="Weight of alignment in the total score (0-1).")]
+ProviderOption = Annotated[str | None, typer.Option("--provider", help="openai or sim (offline simulator).")]
+RunsDirOption = Annotated[Path | None, typer.Option("--runs-dir", help="Where run folders are made.")]
+MaxCostOption = Annotated[float | None, typer.Option("--max-cost", help="Stop before spending more dollars than this.")]
+SeedOption = Annotated[int | None, typer.Option("--seed", help="Seed of the run (the simulator is deterministic from it).")]
+
 # judging options, shared by `run` and `estimate`
 AlignmentOption = Annotated[str | None, typer.Option("--alignment", help="How alignment is judged: rating (0-100) or checklist (yes/no questions).")]
 RankingOption = Annotated[str | None, typer.Option("--ranking", help="How survivors are chosen: scores, or pairwise (finalists compared in both orders).")]
@@ -149,15 +160,15 @@ def _drive(settings: Any, json_mode: bool, quiet: bool, start: Any) -> None:
 @app.command()
 def run(
     prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="Your idea, in your own words.")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="A YAML settings file.")] = None,
-    n: Annotated[int | None, typer.Option("-n", help="Beam width: candidates per iteration.")] = None,
-    m: Annotated[int | None, typer.Option("-m", help="Survivors kept after each ranking.")] = None,
-    iterations: Annotated[int | None, typer.Option("--iterations", "-i", help="Iterations, counting iteration 0.")] = None,
-    alpha: Annotated[float | None, typer.Option("--alpha", help="Weight of alignment in the total score (0-1).")] = None,
-    provider: Annotated[str | None, typer.Option("--provider", help="openai or sim (offline simulator).")] = None,
-    runs_dir: Annotated[Path | None, typer.Option("--runs-dir", help="Where run folders are made.")] = None,
-    max_cost: Annotated[float | None, typer.Option("--max-cost", help="Stop before spending more dollars than this.")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the run (the simulator is deterministic from it).")] = None,
+    config: ConfigOption = None,
+    n: NOption = None,
+    m: MOption = None,
+    iterations: IterationsOption = None,
+    alpha: AlphaOption = None,
+    provider: ProviderOption = None,
+    runs_dir: RunsDirOption = None,
+    max_cost: MaxCostOption = None,
+    seed: SeedOption = None,
     alignment: AlignmentOption = None,
     ranking: RankingOption = None,
     judge_samples: SamplesOption = None,
@@ -205,7 +216,7 @@ def resume(
 
 @app.command("config")
 def show_config(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="A YAML settings file.")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Print the resolved settings as YAML (defaults < file < environment). Secrets are never settings."""
     from beamsearch.config import to_yaml
@@ -292,15 +303,15 @@ def report(
 @app.command("estimate")
 def estimate(
     prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="Your idea (not needed to estimate).")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="A YAML settings file.")] = None,
-    n: Annotated[int | None, typer.Option("-n", help="Beam width: candidates per iteration.")] = None,
-    m: Annotated[int | None, typer.Option("-m", help="Survivors kept after each ranking.")] = None,
-    iterations: Annotated[int | None, typer.Option("--iterations", "-i", help="Iterations, counting iteration 0.")] = None,
-    alpha: Annotated[float | None, typer.Option("--alpha", help="Weight of alignment in the total score (0-1).")] = None,
-    provider: Annotated[str | None, typer.Option("--provider", help="openai or sim (offline simulator).")] = None,
-    runs_dir: Annotated[Path | None, typer.Option("--runs-dir", help="Where run folders are made.")] = None,
-    max_cost: Annotated[float | None, typer.Option("--max-cost", help="Stop before spending more dollars than this.")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the run.")] = None,
+    config: ConfigOption = None,
+    n: NOption = None,
+    m: MOption = None,
+    iterations: IterationsOption = None,
+    alpha: AlphaOption = None,
+    provider: ProviderOption = None,
+    runs_dir: RunsDirOption = None,
+    max_cost: MaxCostOption = None,
+    seed: SeedOption = None,
     alignment: AlignmentOption = None,
     ranking: RankingOption = None,
     judge_samples: SamplesOption = None,

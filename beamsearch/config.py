@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import functools
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -275,7 +276,7 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
+def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """`BEAMSEARCH_N=12`, `BEAMSEARCH_LIMITS__IMAGE__RPM=20`: double underscores separate sections.
     Values are parsed as YAML scalars so numbers and booleans keep their types."""
     environ = os.environ if environ is None else environ
@@ -298,17 +299,22 @@ def resolve(
     environ: dict[str, str] | None = None,
 ) -> Settings:
     """Defaults < config file < environment < flags. `flags` uses dotted keys and skips `None` values."""
-    data: dict[str, Any] = {}
     env = os.environ if environ is None else environ
     if config_file is None and env.get("BEAMSEARCH_CONFIG"):
         config_file = Path(env["BEAMSEARCH_CONFIG"])
+    return validate(layered({}, config_file, env, flags))
+
+
+def layered(data: dict[str, Any], config_file: Path | None, env: Mapping[str, str],
+            flags: dict[str, Any] | None) -> dict[str, Any]:
+    """`data` < config file < environment < flags (dotted keys; `None` values skipped), not yet validated."""
     if config_file is not None:
         data = deep_merge(data, load_yaml(config_file))
     data = deep_merge(data, from_environment(env))
     for dotted, value in (flags or {}).items():
         if value is not None:
             set_dotted(data, dotted, value)
-    return validate(data)
+    return data
 
 
 def to_yaml(settings: Settings) -> str:
@@ -347,15 +353,7 @@ def resolve_for_resume(
 ) -> Settings:
     """The recorded settings < config file < environment < flags, refusing changes to the past."""
     old = validate(recorded)
-    data = old.public_dict()
-    env = os.environ if environ is None else environ
-    if config_file is not None:
-        data = deep_merge(data, load_yaml(config_file))
-    data = deep_merge(data, from_environment(env))
-    for dotted, value in (flags or {}).items():
-        if value is not None:
-            set_dotted(data, dotted, value)
-    new = validate(data)
+    new = validate(layered(old.public_dict(), config_file, os.environ if environ is None else environ, flags))
     before, after = old.public_dict(), new.public_dict()
     changed = [key for key in PAST_KEYS if get_dotted(before, key) != get_dotted(after, key)]
     if changed:

@@ -7,8 +7,10 @@ always asks the same keys, which is what lets resume answer them from the log.
 
 from __future__ import annotations
 
+import asyncio
 import io
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -29,7 +31,7 @@ from beamsearch.schemas import (
     strict_json_schema,
     strict_schema,
 )
-from beamsearch.store import RunStore
+from beamsearch.store import RunStore, atomic_write
 from beamsearch.templates import Templates
 
 DIMENSIONS = {
@@ -180,12 +182,10 @@ class Steps:
                 answer = await self.providers.image.generate(request)
             except ContentPolicyError as exc:
                 return StepAnswer({"rejected": exc.message})
-            width, height = check_image(answer.data)
-            data = answer.data
-            if answer.format == "png":
-                data = pngmeta.with_text(data, {"beamsearch:id": candidate_id, "beamsearch:prompt": prompt,
-                                                "beamsearch:step": key, **labels})
-            path = self.store.write_image(candidate_id, data, answer.format)
+            chunks = {"beamsearch:id": candidate_id, "beamsearch:prompt": prompt, "beamsearch:step": key, **labels}
+            # decoding the header and writing the file block: off the event loop, so other lanes go on
+            width, height, path = await asyncio.to_thread(self._save_image, candidate_id, answer.data,
+                                                          answer.format, chunks)
             result: dict[str, Any] = {"path": path, "format": answer.format, "width": width, "height": height}
             if answer.revised_prompt:
                 result["revised_prompt"] = answer.revised_prompt
@@ -277,12 +277,21 @@ class Steps:
                                   lambda answer: answer)
         return result["winner"]
 
-    def annotate(self, image: str, entries: dict[str, str]) -> None:
-        """Store scores in the PNG's text chunks (no pixel re-encode); other formats are left as they are."""
-        path = self.store.path / image
-        if path.suffix == ".png" and path.is_file():
-            from beamsearch.store import atomic_write
+    def _save_image(self, candidate_id: str, data: bytes, fmt: str, chunks: dict[str, str]) -> tuple[int, int, str]:
+        """Check the image, label a PNG with its text chunks, write it atomically: (width, height, path)."""
+        width, height = check_image(data)
+        if fmt == "png":
+            data = pngmeta.with_text(data, chunks)
+        return width, height, self.store.write_image(candidate_id, data, fmt)
 
+    async def annotate(self, image: str, entries: dict[str, str]) -> None:
+        """Store scores in the PNG's text chunks (no pixel re-encode); other formats are left as they are.
+        The rewrite runs in a worker thread: file I/O on the event loop would delay every other lane."""
+        await asyncio.to_thread(self._annotate, self.store.path / image, entries)
+
+    @staticmethod
+    def _annotate(path: Path, entries: dict[str, str]) -> None:
+        if path.suffix == ".png" and path.is_file():
             atomic_write(path, pngmeta.with_text(path.read_bytes(), entries))
 
 
