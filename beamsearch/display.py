@@ -241,11 +241,25 @@ def result_table(summary: dict[str, Any], run_dir: str) -> Table:
         table.add_row("prompt", Text(best["prompt"]))
         table.add_row("image", f"{run_dir}/{best['image']}")
         table.add_row("lineage", " -> ".join(summary.get("lineage", [])))
-    table.add_row("cost", _cost_line(summary))
+    table.add_row("cost", _cost_line(summary) + (" (simulated)" if _simulated(summary) else ""))
+    table.add_row("provider", _provider_line(summary))
     table.add_row("status", Text(f"{summary.get('status')}: {summary.get('reason')}"))
     table.add_row("run folder", run_dir)
     table.add_row("report", f"{run_dir}/report.html")
     return table
+
+
+def _simulated(summary: dict[str, Any]) -> bool:
+    return "sim" in (summary.get("provider") or {}).values()
+
+
+def _provider_line(summary: dict[str, Any]) -> str:
+    """Which provider served each role; the simulator is named as such, so no one mistakes its output."""
+    roles = summary.get("provider") or {}
+    names = {"sim": "simulator (offline; images and scores are simulated)", "openai": "openai-compatible"}
+    if len(set(roles.values())) == 1:
+        return names.get(next(iter(roles.values())), str(next(iter(roles.values()))))
+    return ", ".join(f"{role} {names.get(p, p)}" for role, p in roles.items())
 
 
 def _cost_line(summary: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ gives about the same root-mean-square alignment error; pairwise: sd 4.5 per imag
 about what the two rating errors add up to, plus 3 points for the image shown first). The last rows
 show how the checklist fares with fewer wrong answers.
 
-    /tmp/v/bin/python -m benchmarks.judging_methods --seeds 30
+    python -m benchmarks.judging_methods --seeds 30   # from the repository root
 """
 
 from __future__ import annotations

@@ -89,7 +89,11 @@ def test_the_quick_suite_runs_every_scenario(capsys: pytest.CaptureFixture[str])
     assert limited["limit_respected"] and limited["images"] == 8
     assert limited["wall"] >= limited["rate_bound"]
     assert results["staged"]["staged"] > 0 and results["staged"]["streaming"] > 0
-    assert results["overhead"]["candidates"] == 8 and results["overhead"]["max_rss_mb"] > 0
+    assert [o["weight"] for o in results["overhead"]] == ["photo-like", "flat"]
+    for row in results["overhead"]:
+        assert row["candidates"] == 8 and row["max_rss_mb"] > 0 and row["image_mb_written"] > 0
+    photo, flat = results["overhead"]
+    assert photo["image_kb_each"] > 5 * flat["image_kb_each"]  # the grained image weighs like a photograph
     assert results["startup"]["median"] > 0
     table = capsys.readouterr().out
     assert "| 4 / 2 / 2 | real |" in table and "Start-up: `" in table

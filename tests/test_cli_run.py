@@ -21,6 +21,7 @@ def test_run_prints_the_best_candidate_and_the_folder(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     run_dir = next(tmp_path.iterdir())
     assert "Best candidate" in result.output and "run folder" in result.output
+    assert "simulator (offline; images and scores are simulated)" in result.output and "(simulated)" in result.output
     assert "candidate i0c00 total" in result.output  # plain progress lines, as stdout is not a terminal
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["best"]["id"] in result.output
