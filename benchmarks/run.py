@@ -1,6 +1,6 @@
 """The orchestration benchmark (issue 6, DESIGN.md section 8): one command, a table of results.
 
-    python benchmarks/run.py            # the full suite, a few minutes on 2 cores
+    python benchmarks/run.py            # the full suite, about 10 minutes on 2 cores
     python benchmarks/run.py --quick    # a tiny version of every scenario, seconds (used by the tests)
     python benchmarks/run.py --only efficiency,startup --repeats 5 --json results.json
 
