@@ -1,0 +1,91 @@
+"""The gate on its own: attempt numbering, retries, the retry bound, the shared pause, replay."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from beamsearch.costs import Budget
+from beamsearch.errors import FatalCallError, RetryableError, StepFailed
+from beamsearch.gate import Gate, StepAnswer
+from beamsearch.limits import RetryPolicy, ServiceLimiter
+
+
+def make_gate(max_attempts: int = 3, recorded: dict[str, Any] | None = None) -> tuple[Gate, list[dict[str, Any]],
+                                                                                       list[dict[str, Any]]]:
+    events: list[dict[str, Any]] = []
+    notices: list[dict[str, Any]] = []
+    gate = Gate(limiters={"text": ServiceLimiter("text", 4, None)},
+                policy=RetryPolicy(max_attempts, initial=0.001, maximum=0.002, rng=random.Random(0)),
+                budget=Budget(None), prices={}, models={"text": "m"}, recorded=recorded or {},
+                record=events.append, notify=notices.append)
+    return gate, events, notices
+
+
+def flaky(failures: int, error: Exception | None = None) -> tuple[Any, list[int]]:
+    """An attempt that fails `failures` times, then answers; it counts its calls."""
+    calls: list[int] = []
+
+    async def attempt() -> StepAnswer:
+        calls.append(1)
+        if len(calls) <= failures:
+            raise error or RetryableError(f"failure {len(calls)}")
+        return StepAnswer({"answer": len(calls)})
+
+    return attempt, calls
+
+
+async def test_a_first_success_is_one_attempt_and_no_retry() -> None:
+    gate, events, notices = make_gate()
+    attempt, calls = flaky(0)
+    assert await gate.call("i0/c0/combine", "text", attempt) == {"answer": 1}
+    assert len(calls) == 1 and gate.retries == 0 and notices == []
+    assert events[0]["attempts"] == 1 and events[0]["key"] == "i0/c0/combine"
+
+
+async def test_retries_are_numbered_across_the_first_attempt_and_the_rest() -> None:
+    gate, events, notices = make_gate(max_attempts=4)
+    attempt, calls = flaky(2)
+    assert await gate.call("k", "text", attempt) == {"answer": 3}
+    assert len(calls) == 3 and gate.retries == 2 and gate.attempts["text"] == 3
+    assert [n["attempt"] for n in notices] == [1, 2] and not any(n["final"] for n in notices)
+    assert events[-1]["attempts"] == 3
+
+
+@pytest.mark.parametrize("max_attempts", [1, 2, 3])
+async def test_the_bound_on_attempts_is_exact(max_attempts: int) -> None:
+    gate, events, notices = make_gate(max_attempts=max_attempts)
+    attempt, calls = flaky(99)
+    with pytest.raises(StepFailed, match=f"after {max_attempts} attempts: failure {max_attempts}"):
+        await gate.call("k", "text", attempt)
+    assert len(calls) == max_attempts and gate.retries == max_attempts - 1 and events == []
+    assert [n["attempt"] for n in notices] == list(range(1, max_attempts + 1)) and notices[-1]["final"]
+
+
+async def test_a_fatal_error_is_not_retried() -> None:
+    gate, _, _ = make_gate()
+    attempt, calls = flaky(1, FatalCallError("bad request"))
+    with pytest.raises(FatalCallError):
+        await gate.call("k", "text", attempt)
+    assert len(calls) == 1
+
+
+async def test_a_429_pauses_the_whole_service() -> None:
+    gate, _, _ = make_gate()
+    paused: list[float] = []
+    gate.limiters["text"].pause = paused.append  # type: ignore[method-assign]
+    attempt, _ = flaky(2, RetryableError("rate limited", retry_after=0.001, pause_service=True))
+    await gate.call("k", "text", attempt)
+    assert paused == [0.001, 0.001]  # the server's advice, once per failed attempt
+
+
+async def test_a_recorded_step_is_answered_from_the_log() -> None:
+    gate, events, _ = make_gate(recorded={"k": {"result": {"answer": "old"}}})
+    attempt, calls = flaky(0)
+    assert await gate.call("k", "text", attempt) == {"answer": "old"}
+    assert calls == [] and events == [] and gate.replayed["text"] == 1
+    gate.recorded["k"] = {"result": {"answer": "stale"}}
+    assert await gate.call("k", "text", attempt, still_valid=lambda result: False) == {"answer": 1}
+    assert len(calls) == 1
