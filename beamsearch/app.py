@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import time
 from collections.abc import Callable
@@ -99,6 +100,29 @@ def _event_ident(event: dict[str, Any]) -> str | None:
     return None
 
 
+def _same_event(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Equal but for the time stamp (and JSON's lists for tuples: compare as the log would hold them)."""
+    def plain(event: dict[str, Any]) -> Any:
+        return json.loads(json.dumps({k: v for k, v in event.items() if k != "ts"}, default=str))
+    return bool(plain(old) == plain(new))
+
+
+def settled_failures(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Recorded step failures that a ranking has already taken into account: replay repeats them, so the
+    replayed past is the recorded one. A failure in an iteration that was never ranked (the run stopped
+    in it, perhaps because of that failure) is the future: resume asks again."""
+    ranked = {e["iteration"] for e in events if e.get("type") == "ranking"}
+    settled = {}
+    for event in events:
+        if event.get("type") == "step_failed":
+            head = event["key"].split("/", 1)[0]
+            if head[:1] == "i" and head[1:].isdigit() and int(head[1:]) in ranked:
+                settled[event["key"]] = event
+        elif event.get("type") == "step":
+            settled.pop(event["key"], None)  # answered after all (a later resume): the answer wins
+    return settled
+
+
 async def execute(
     settings: Settings,
     store: RunStore,
@@ -110,36 +134,42 @@ async def execute(
     if not settings.prompt:
         raise SettingsError("No prompt given: pass --prompt \"your idea\" or set 'prompt' in the config file.")
     templates = Templates(settings.prompts_dir)
-    prices = load_prices(settings.prices)
+    prices = load_prices(settings.prices, check=settings, warnings=store.warnings)
     providers = providers or build_providers(settings)
     bus = Bus(listeners)
-    logged = {ident for e in past_events if (ident := _event_ident(e))}
+    logged = {ident: e for e in past_events if (ident := _event_ident(e))}
 
     def record(event: dict[str, Any]) -> None:
         store.append(event)
         bus.publish(event)
 
     def journal(ident: str, event: dict[str, Any]) -> None:
-        if ident in logged:
+        """Log a candidate, failed lane or ranking once; a replay that reaches the same one logs nothing,
+        one that reaches a different one (a redone image judged anew) logs it again, and the later wins."""
+        if ident in logged and _same_event(logged[ident], event):
             return
-        logged.add(ident)
+        logged[ident] = event
         record(event)
 
-    recorded = {e["key"]: e for e in past_events if e.get("type") == "step"}
+    recorded = {e["key"]: e for e in past_events if e.get("type") == "step"}  # a redone step: the later wins
+    failed = settled_failures(past_events)
     budget = Budget(settings.max_cost_usd)
-    for event in recorded.values():
-        budget.add(event["service"], event.get("cost", 0.0))
+    for event in past_events:
+        if event.get("type") == "step":  # every answer paid for, a redone one twice
+            budget.add(event["service"], event.get("cost", 0.0))
     limiters = {s: ServiceLimiter(s, getattr(settings.limits, s).concurrency, getattr(settings.limits, s).rpm,
                                   settings.limits.window_s) for s in SERVICES}
     policy = RetryPolicy(settings.retries.max_attempts, settings.retries.backoff_initial, settings.retries.backoff_max,
                          random.Random(settings.seed))
     gate = Gate(limiters=limiters, policy=policy, budget=budget, prices=prices,
                 models={s: getattr(settings, s).model if settings.role_provider(s) != "sim" else f"sim-{s}" for s in SERVICES},
-                recorded=recorded, record=record, notify=bus.publish)
+                recorded=recorded, record=record, notify=bus.publish, failed=failed,
+                timeouts={s: None if settings.role_provider(s) == "sim" else getattr(settings, s).timeout
+                          for s in SERVICES})
     steps = Steps(gate, providers, templates, settings, store)
     engine = Engine(search_settings(settings), steps, journal, bus.publish)
     record({"type": "run_started", "version": __version__, "resumed": bool(past_events),
-            "providers": providers.labels})
+            "providers": providers.labels, "spent_usd": round(budget.spent, 6)})
     outcome: Outcome | None = None
     error: BeamsearchError | None = None
     status, reason = "done", ""
@@ -152,6 +182,12 @@ async def execute(
         error, status, reason = Interrupted("Interrupted."), "stopped", "interrupted by the user"
     except BeamsearchError as exc:
         error, status, reason = exc, "failed", exc.message
+    except Exception as exc:  # a bug: say so in the log (the run stays resumable), then let it surface
+        record({"type": "run_finished", "status": "failed", "reason": f"internal error: {type(exc).__name__}: {exc}",
+                "cost_usd": round(budget.spent, 6)})
+        with contextlib.suppress(Exception):
+            write_derived(store)
+        raise
     finally:
         with contextlib.suppress(Exception):
             await providers.aclose()

@@ -22,6 +22,7 @@ from beamsearch.errors import (
     AuthError,
     BeamsearchError,
     BudgetExhausted,
+    CallError,
     RetryableError,
     RunFailed,
     StepFailed,
@@ -56,6 +57,8 @@ class Gate:
         recorded: dict[str, dict[str, Any]],
         record: Record,
         notify: Record | None = None,
+        failed: dict[str, dict[str, Any]] | None = None,
+        timeouts: dict[str, float | None] | None = None,
     ) -> None:
         self.limiters = limiters
         self.policy = policy
@@ -63,6 +66,10 @@ class Gate:
         self.prices = prices
         self.models = models
         self.recorded = recorded
+        self.failed = failed if failed is not None else {}  # settled failures: replayed as failures
+        # the longest one attempt may take, everything included: an SDK's timeout is per read, so a server
+        # that trickles bytes would otherwise hold a lane for ever
+        self.timeouts = timeouts or {}
         self._record = record
         self._notify = notify or (lambda event: None)
         self.stop_reason: BeamsearchError | None = None
@@ -82,20 +89,40 @@ class Gate:
         service: str,
         attempt: Attempt,
         still_valid: Callable[[dict[str, Any]], bool] | None = None,
+        inputs: str | None = None,
     ) -> dict[str, Any]:
-        """Answer step `key`: from the log if it is there (and `still_valid` agrees), else live."""
+        """Answer step `key`: from the log if it is there (and `still_valid` agrees), else live.
+
+        `inputs` fingerprints what the step was asked (prompt, images). A recorded answer to other inputs
+        is not this step's answer any more (an image redone after its file went missing, and everything
+        that follows from it), so the step runs live. A step that finally failed is recorded too, and a
+        settled failure (see `failed`) fails again on replay instead of being asked again."""
         recorded = self.recorded.get(key)
-        if recorded is not None and (still_valid is None or still_valid(recorded["result"])):
+        if (recorded is not None and _same_inputs(recorded, inputs)
+                and (still_valid is None or still_valid(recorded["result"]))):
             self.replayed[service] += 1
             return recorded["result"]
+        failure = self.failed.get(key)
+        if failure is not None and _same_inputs(failure, inputs):
+            self.replayed[service] += 1
+            raise StepFailed(failure["error"])
         limiter = self.limiters[service]
         estimate = typical_cost(service, self.models.get(service, ""), self.prices)
         started = time.monotonic()
 
         try:
-            answer, number = await self._attempt(key, service, limiter, estimate, attempt, 1), 1
-        except RetryableError as first:
-            answer, number = await self._retry(key, service, limiter, estimate, attempt, first)
+            try:
+                answer, number = await self._attempt(key, service, limiter, estimate, attempt, 1), 1
+            except RetryableError as first:
+                answer, number = await self._retry(key, service, limiter, estimate, attempt, first)
+        except CallError as exc:  # this step is over: its lane fails, and the log says so
+            failed: dict[str, Any] = {"type": "step_failed", "key": key, "service": service, "error": exc.message,
+                                      "kind": type(exc).__name__}
+            if inputs is not None:
+                failed["inputs"] = inputs
+            self._record(failed)
+            self.failed[key] = failed
+            raise
         cost = cost_of(answer.usage, self.prices) if answer.usage is not None else 0.0
         self.budget.settle(estimate, service, cost)
         event: dict[str, Any] = {
@@ -105,6 +132,8 @@ class Gate:
         }
         if answer.meta:
             event["meta"] = answer.meta
+        if inputs is not None:
+            event["inputs"] = inputs
         self._record(event)
         self.recorded[key] = event
         return answer.result
@@ -159,7 +188,13 @@ class Gate:
                     raise self.stop_reason
                 self.attempts[service] += 1
                 self.live_calls[service] += 1
-                return await attempt()
+                limit = self.timeouts.get(service)
+                if limit is None:
+                    return await attempt()
+                try:
+                    return await asyncio.wait_for(attempt(), limit)
+                except TimeoutError:
+                    raise RetryableError(f"no whole answer within {limit:g} s") from None
         except RetryableError as exc:
             self.budget.release(estimate)
             self._notify({"type": "attempt_failed", "key": key, "service": service, "attempt": number,
@@ -171,3 +206,8 @@ class Gate:
         except BaseException:
             self.budget.release(estimate)
             raise
+
+
+def _same_inputs(event: dict[str, Any], inputs: str | None) -> bool:
+    """A recorded event answers these inputs, or cannot tell (a log written before inputs were kept)."""
+    return inputs is None or event.get("inputs") in (None, inputs)

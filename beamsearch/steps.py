@@ -8,7 +8,9 @@ always asks the same keys, which is what lets resume answer them from the log.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,13 @@ class Rendered:
     rephrases: list[str]
 
 
+def inputs_of(task: str, *parts: Any) -> str:
+    """A short fingerprint of what a step is asked: its task, its data (not the template's wording, so
+    that editing a prompt file does not make a resume pay again) and the digests of its images."""
+    text = json.dumps([task, *parts], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def key_of(iteration: int, lane: str, task: str) -> str:
     return f"i{iteration}/{lane}/{task}"
 
@@ -82,6 +91,7 @@ class Steps:
         self.templates = templates
         self.settings = settings
         self.store = store
+        self.digests: dict[str, str] = {}  # image path -> digest of the bytes the provider returned
 
     # --- text tasks ------------------------------------------------------------------------------
 
@@ -99,7 +109,7 @@ class Steps:
                 return StepAnswer(parse_answer(answer.text, schema).model_dump(), answer.usage, answer.meta)
             return StepAnswer({"text": clean_text(answer.text, task)}, answer.usage, answer.meta)
 
-        return await self.gate.call(key, "text", attempt)
+        return await self.gate.call(key, "text", attempt, inputs=inputs_of(task, variables))
 
     async def expand(self, iteration: int, lane: str, dimension: str, idea: str) -> str:
         task = f"expand_{dimension}"
@@ -129,7 +139,7 @@ class Steps:
             answer = await self.providers.text.complete(request)
             return StepAnswer(parse_answer(answer.text, CritiqueAnswer).model_dump(), answer.usage, answer.meta)
 
-        result = await self.gate.call(key, "text", attempt)
+        result = await self.gate.call(key, "text", attempt, inputs=inputs_of("critique", variables))
         return Critique(result["critique"], list(result["suggestions"]))
 
     async def refine(self, iteration: int, lane: str, dimension: str, parent: Any, critique: Critique, idea: str) -> str:
@@ -151,7 +161,7 @@ class Steps:
             answer = await self.providers.text.complete(request)
             return StepAnswer({"text": clean_text(answer.text, "refine")}, answer.usage, answer.meta)
 
-        return (await self.gate.call(key, "text", attempt))["text"]
+        return (await self.gate.call(key, "text", attempt, inputs=inputs_of("refine", variables)))["text"]
 
     # --- images ----------------------------------------------------------------------------------
 
@@ -183,10 +193,13 @@ class Steps:
             except ContentPolicyError as exc:
                 return StepAnswer({"rejected": exc.message})
             chunks = {"beamsearch:id": candidate_id, "beamsearch:prompt": prompt, "beamsearch:step": key, **labels}
+            if answer.revised_prompt:
+                chunks["beamsearch:revised_prompt"] = answer.revised_prompt
             # decoding the header and writing the file block: off the event loop, so other lanes go on
-            width, height, path = await asyncio.to_thread(self._save_image, candidate_id, answer.data,
-                                                          answer.format, chunks)
-            result: dict[str, Any] = {"path": path, "format": answer.format, "width": width, "height": height}
+            width, height, path, digest = await asyncio.to_thread(self._save_image, candidate_id, answer.data,
+                                                                  answer.format, chunks)
+            result: dict[str, Any] = {"path": path, "format": answer.format, "width": width, "height": height,
+                                      "sha256": digest}
             if answer.revised_prompt:
                 result["revised_prompt"] = answer.revised_prompt
             return StepAnswer(result, answer.usage, answer.meta)
@@ -194,7 +207,10 @@ class Steps:
         def still_valid(result: dict[str, Any]) -> bool:
             return "rejected" in result or (self.store.path / result["path"]).is_file()
 
-        return await self.gate.call(key, "image", attempt, still_valid=still_valid)
+        result = await self.gate.call(key, "image", attempt, still_valid=still_valid, inputs=inputs_of("image", prompt))
+        if "path" in result:  # the judges' inputs name the picture by its digest, so a new picture is judged anew
+            self.digests[result["path"]] = result.get("sha256", "")
+        return result
 
     # --- judging ---------------------------------------------------------------------------------
 
@@ -207,7 +223,7 @@ class Steps:
             answer = await self.providers.vision.judge(request)
             return StepAnswer(parse_answer(answer.text, schema).model_dump(), answer.usage, answer.meta)
 
-        return await self.gate.call(key, "vision", attempt)
+        return await self.gate.call(key, "vision", attempt, inputs=inputs_of(task, variables, self.digests.get(image, "")))
 
     async def judge_alignment(self, iteration: int, lane: str, image: str, idea: str, sample: int = 0) -> Judgement:
         key = sample_key(iteration, lane, "judge_alignment", sample)
@@ -235,7 +251,8 @@ class Steps:
             parsed = parse_answer(answer.text, ChecklistAnswer).model_dump()
             return StepAnswer({"questions": validate_checklist(parsed["questions"])}, answer.usage, answer.meta)
 
-        questions = (await self.gate.call(CHECKLIST_KEY, "text", attempt))["questions"]
+        questions = (await self.gate.call(CHECKLIST_KEY, "text", attempt,
+                                          inputs=inputs_of("checklist", variables)))["questions"]
         self.store.write_json("checklist.json", {"idea": idea, "questions": questions})
         return questions
 
@@ -251,7 +268,8 @@ class Steps:
             answer = await self.providers.vision.judge(request)
             return StepAnswer(check(parse_answer(answer.text, schema).model_dump()), answer.usage, answer.meta)
 
-        return await self.gate.call(key, "vision", attempt)
+        digests = [self.digests.get(image, "") for image in images]
+        return await self.gate.call(key, "vision", attempt, inputs=inputs_of(task, variables, *digests))
 
     async def judge_checklist(self, iteration: int, lane: str, image: str, idea: str,
                               questions: list[dict[str, Any]], sample: int = 0) -> dict[str, bool]:
@@ -277,12 +295,15 @@ class Steps:
                                   lambda answer: answer)
         return result["winner"]
 
-    def _save_image(self, candidate_id: str, data: bytes, fmt: str, chunks: dict[str, str]) -> tuple[int, int, str]:
-        """Check the image, label a PNG with its text chunks, write it atomically: (width, height, path)."""
+    def _save_image(self, candidate_id: str, data: bytes, fmt: str,
+                    chunks: dict[str, str]) -> tuple[int, int, str, str]:
+        """Check the image, label a PNG with its text chunks, write it atomically:
+        (width, height, path, digest of the bytes as the provider sent them)."""
         width, height = check_image(data)
+        digest = hashlib.sha256(data).hexdigest()[:16]
         if fmt == "png":
             data = pngmeta.with_text(data, chunks)
-        return width, height, self.store.write_image(candidate_id, data, fmt)
+        return width, height, self.store.write_image(candidate_id, data, fmt), digest
 
     async def annotate(self, image: str, entries: dict[str, str]) -> None:
         """Store scores in the PNG's text chunks (no pixel re-encode); other formats are left as they are.

@@ -31,10 +31,12 @@ def build_summary(run_document: dict[str, Any], events: list[dict[str, Any]]) ->
     status, reason = "running", ""
     for event in events:
         kind = event.get("type")
-        if kind == "candidate":
+        if kind == "candidate":  # the latest word on a lane wins: a resume may finish a lane that failed
             candidates[event["id"]] = {k: v for k, v in event.items() if k not in ("type", "ts")}
+            failed.pop(event["id"], None)
         elif kind == "lane_failed":
             failed[event["id"]] = event
+            candidates.pop(event["id"], None)
         elif kind == "ranking":
             rankings[event["iteration"]] = event
         elif kind == "step":

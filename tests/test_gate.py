@@ -13,14 +13,14 @@ from beamsearch.gate import Gate, StepAnswer
 from beamsearch.limits import RetryPolicy, ServiceLimiter
 
 
-def make_gate(max_attempts: int = 3, recorded: dict[str, Any] | None = None) -> tuple[Gate, list[dict[str, Any]],
-                                                                                       list[dict[str, Any]]]:
+def make_gate(max_attempts: int = 3, recorded: dict[str, Any] | None = None, **options: Any,
+              ) -> tuple[Gate, list[dict[str, Any]], list[dict[str, Any]]]:
     events: list[dict[str, Any]] = []
     notices: list[dict[str, Any]] = []
     gate = Gate(limiters={"text": ServiceLimiter("text", 4, None)},
                 policy=RetryPolicy(max_attempts, initial=0.001, maximum=0.002, rng=random.Random(0)),
                 budget=Budget(None), prices={}, models={"text": "m"}, recorded=recorded or {},
-                record=events.append, notify=notices.append)
+                record=events.append, notify=notices.append, **options)
     return gate, events, notices
 
 
@@ -60,16 +60,53 @@ async def test_the_bound_on_attempts_is_exact(max_attempts: int) -> None:
     attempt, calls = flaky(99)
     with pytest.raises(StepFailed, match=f"after {max_attempts} attempts: failure {max_attempts}"):
         await gate.call("k", "text", attempt)
-    assert len(calls) == max_attempts and gate.retries == max_attempts - 1 and events == []
+    assert len(calls) == max_attempts and gate.retries == max_attempts - 1
+    assert [(e["type"], e["key"], e["kind"]) for e in events] == [("step_failed", "k", "StepFailed")]
     assert [n["attempt"] for n in notices] == list(range(1, max_attempts + 1)) and notices[-1]["final"]
 
 
-async def test_a_fatal_error_is_not_retried() -> None:
-    gate, _, _ = make_gate()
+async def test_a_fatal_error_is_not_retried_and_is_recorded() -> None:
+    gate, events, _ = make_gate()
     attempt, calls = flaky(1, FatalCallError("bad request"))
     with pytest.raises(FatalCallError):
-        await gate.call("k", "text", attempt)
+        await gate.call("k", "text", attempt, inputs="abc")
     assert len(calls) == 1
+    assert events == [{"type": "step_failed", "key": "k", "service": "text", "error": "bad request",
+                       "kind": "FatalCallError", "inputs": "abc"}]
+
+
+async def test_a_settled_failure_fails_again_on_replay_without_a_call() -> None:
+    failure = {"type": "step_failed", "key": "k", "service": "text", "error": "bad request", "inputs": "abc"}
+    gate, events, _ = make_gate(failed={"k": failure})
+    attempt, calls = flaky(0)
+    with pytest.raises(StepFailed, match="bad request"):
+        await gate.call("k", "text", attempt, inputs="abc")
+    assert calls == [] and events == [] and gate.replayed["text"] == 1
+    assert await gate.call("k", "text", attempt, inputs="other") == {"answer": 1}  # asked something else
+
+
+async def test_an_answer_to_other_inputs_is_not_replayed() -> None:
+    gate, events, _ = make_gate(recorded={"k": {"result": {"answer": "old"}, "inputs": "abc"}})
+    attempt, calls = flaky(0)
+    assert await gate.call("k", "text", attempt, inputs="abc") == {"answer": "old"} and calls == []
+    assert await gate.call("k", "text", attempt, inputs="new") == {"answer": 1} and len(calls) == 1
+    assert events[-1]["inputs"] == "new" and gate.recorded["k"]["inputs"] == "new"
+
+
+async def test_an_attempt_that_never_ends_is_cut_at_the_timeout_and_retried() -> None:
+    import asyncio
+
+    gate, events, notices = make_gate(max_attempts=2, timeouts={"text": 0.05})
+    calls: list[int] = []
+
+    async def trickle() -> StepAnswer:
+        calls.append(1)
+        if len(calls) == 1:
+            await asyncio.sleep(3600)  # a server that never finishes its answer
+        return StepAnswer({"answer": len(calls)})
+
+    assert await gate.call("k", "text", trickle) == {"answer": 2}
+    assert notices[0]["error"] == "no whole answer within 0.05 s" and events[-1]["attempts"] == 2
 
 
 async def test_a_429_pauses_the_whole_service() -> None:

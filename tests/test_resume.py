@@ -212,3 +212,67 @@ async def test_torn_last_line_is_redone_with_a_warning(tmp_path) -> None:
     assert torn_key in {key for _, what, key in timed.log if what == "start"}
     assert result.status == "done"
     assert_each_step_once(run_dir)
+
+
+async def test_failures_of_ranked_iterations_are_replayed_not_retried(tmp_path) -> None:
+    """A lane that failed before a ranking stays failed on resume, so the replayed rankings and parents
+    are the recorded ones, even when the failure would not happen again."""
+    settings = sim_settings(tmp_path, prompt=IDEA, n=4, m=2, iterations=2, seed=30,
+                            **{"sim.failure_rate": 0.12, "retries.max_attempts": 1})
+    run_dir = (await start_run(settings)).store.path
+    before = read_events(run_dir)
+    failed_keys = {e["key"] for e in before if e["type"] == "step_failed"}
+    assert {e["id"] for e in before if e["type"] == "lane_failed"} >= {"i0c02", "i1c02"}
+    result, timed = await resume_counting(run_dir, flags={"iterations": 3})  # its simulator does not fail
+    assert result.status == "done"
+    asked = {key for _, what, key in timed.log if what == "start"}
+    assert not asked & failed_keys and not {k for k in asked if k.startswith(("i0/", "i1/"))}
+    after = read_events(run_dir)
+    rankings = [e for e in after if e["type"] == "ranking"]
+    assert [r["iteration"] for r in rankings] == [0, 1, 2]  # each once: the replayed ones matched the log
+    candidates = Counter(e["id"] for e in after if e["type"] == "candidate")
+    assert max(candidates.values()) == 1
+    assert not {e["id"] for e in after if e["type"] == "lane_failed"} & set(candidates)
+    parents = {e["id"]: e["parent"] for e in after if e["type"] == "candidate"}
+    for k in (1, 2):
+        assert {p for c, p in parents.items() if c.startswith(f"i{k}")} <= set(rankings[k - 1]["survivors"])
+
+
+async def test_failures_of_an_unranked_iteration_are_asked_again(tmp_path) -> None:
+    """A run that failed in iteration 1 (no lane of it succeeded) resumes by asking its failed steps
+    again; the failure of iteration 0, already ranked, stays."""
+    settings = sim_settings(tmp_path, prompt=IDEA, n=3, m=2, iterations=2, seed=44,
+                            **{"sim.failure_rate": 0.3, "retries.max_attempts": 1})
+    first = await start_run(settings)
+    assert first.status == "failed"
+    failed_keys = {e["key"] for e in read_events(first.store.path) if e["type"] == "step_failed"}
+    assert {"i0/c02/image", "i1/p-i0c00/critique"} <= failed_keys
+    result, timed = await resume_counting(first.store.path)  # the outage is over: its simulator does not fail
+    asked = {key for _, what, key in timed.log if what == "start"}
+    assert "i1/p-i0c00/critique" in asked and "i0/c02/image" not in asked
+    assert result.status == "done"
+
+
+async def test_a_redone_image_that_differs_is_judged_anew(tmp_path) -> None:
+    """An image whose file went missing is generated again; when the new picture differs, its judges
+    are asked again and the candidate is logged again with the new scores (the later event wins)."""
+    settings = sim_settings(tmp_path, prompt=IDEA, n=3, m=1, iterations=1, seed=5)
+    run_dir = (await start_run(settings)).store.path
+    old = next(e for e in read_events(run_dir) if e["type"] == "candidate" and e["id"] == "i0c00")
+    (run_dir / old["image"]).unlink()
+
+    class Repainting(Timed):
+        async def generate(self, request):  # the model draws something else this time
+            return await super().generate(type(request)(key=request.key, prompt="a green tree, monochrome"))
+
+    timed = Repainting(Simulator(settings.seed, settings.sim))
+    result = await resume_run(run_dir, flags={"iterations": 2}, providers=timed.providers(), environ={})
+    assert result.status == "done"
+    asked = {key for _, what, key in timed.log if what == "start"}
+    assert {"i0/c00/image", "i0/c00/judge_alignment", "i0/c00/judge_aesthetic"} <= asked
+    assert not {k for k in asked if k.startswith(("i0/c01/", "i0/c02/")) or k.endswith(("expand_what", "combine"))
+                and k.startswith("i0/")}
+    logged = [e for e in read_events(run_dir) if e["type"] == "candidate" and e["id"] == "i0c00"]
+    assert len(logged) == 2 and logged[1]["total"] != old["total"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert next(c for c in summary["candidates"] if c["id"] == "i0c00")["total"] == logged[1]["total"]
