@@ -215,8 +215,13 @@ def write_derived(store: RunStore) -> dict[str, Any]:
 
 async def start_run(settings: Settings, listeners: list[Listener] | None = None,
                     providers: Providers | None = None, now: float | None = None) -> RunResult:
-    if not settings.prompt:
+    if not settings.prompt or not settings.prompt.strip():
         raise SettingsError("No prompt given: pass --prompt \"your idea\" or set 'prompt' in the config file.")
+    try:
+        settings.prompt.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SettingsError("The prompt holds bytes that are not valid UTF-8 text; check your terminal's "
+                            "encoding.") from None
     Templates(settings.prompts_dir)  # bad templates, prices or keys fail before a folder is made
     load_prices(settings.prices)
     if providers is None:

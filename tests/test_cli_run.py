@@ -42,6 +42,13 @@ def test_run_without_prompt_is_bad_usage(tmp_path) -> None:
     assert result.exit_code == 2 and "No prompt given" in result.output and "Traceback" not in result.output
 
 
+def test_blank_or_undecodable_prompt_is_refused_before_a_folder_is_made(tmp_path) -> None:
+    for prompt, message in (("   ", "No prompt given"), ("fox \udcff in snow", "not valid UTF-8")):
+        result = CliRunner().invoke(app, ["run", *ZERO, "--prompt", prompt, "--runs-dir", str(tmp_path / "runs")])
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "runs").exists()
+
+
 def test_module_entry_point_and_help() -> None:
     done = subprocess.run([sys.executable, "-m", "beamsearch", "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "run" in done.stdout
