@@ -114,6 +114,22 @@ async def test_sigint_stops_within_a_second_prints_resume_and_exits_130(tmp_path
     same_search(result.summary, await uninterrupted(tmp_path, seed=6))
 
 
+async def test_a_second_sigint_quits_at_once_and_the_run_still_resumes(tmp_path) -> None:
+    process = start_subprocess(tmp_path, seed=8)
+    run_dir = wait_for(tmp_path / "runs", in_iteration_one)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode in (130, -signal.SIGINT), stderr  # os._exit(130), or the signal itself
+    assert "Traceback" not in stderr
+    before = recorded_keys(run_dir)
+    result, timed = await resume_counting(run_dir)
+    assert result.status == "done"
+    assert not before & {key for _, what, key in timed.log if what == "start"}
+    assert_each_step_once(run_dir)
+
+
 async def test_budget_stop_then_resume_with_more_money(tmp_path) -> None:
     settings = sim_settings(tmp_path, prompt=IDEA, n=6, m=2, iterations=3, seed=7, max_cost_usd=0.3)
     stopped = await start_run(settings)
