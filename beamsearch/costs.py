@@ -1,33 +1,124 @@
 """Prices and spending: usage -> dollars, and the budget that stops new calls before it is passed.
 
 Prices are per million tokens (text in/out, image tokens in/out) or per image, keyed by model name; the
-built-in table ships as `prices.yaml` and a user's table overrides it entry by entry.
+built-in table ships as `prices.yaml` and a user's table overrides it entry by entry. Both are validated
+when loaded, so a mistake in them is one sentence before the first call, never a crash after a paid one.
 """
 
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from beamsearch.errors import BudgetExhausted, SettingsError
 from beamsearch.providers.base import Usage
 
+SHIPPED = "the built-in price table (beamsearch/prices.yaml)"
+# a finite YAML number of dollars: `true`, "0.04" and .nan are mistakes, not prices
+Dollars = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
 
-def load_prices(override: Path | None = None) -> dict[str, dict[str, float]]:
-    table = yaml.safe_load(resources.files("beamsearch").joinpath("prices.yaml").read_text(encoding="utf-8"))
+
+class PriceEntry(BaseModel):
+    """One model's prices. Every field is optional (an override may change one price and keep the rest);
+    an unknown name is refused, because a misspelt `per_imge` would otherwise price the model at $0."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: Dollars | None = None
+    output: Dollars | None = None
+    image_input: Dollars | None = None
+    image_output: Dollars | None = None
+    per_image: Dollars | None = None
+
+
+PRICE_NAMES = ", ".join(PriceEntry.model_fields)
+
+
+def _checked_table(data: Any, source: str) -> dict[str, dict[str, float]]:
+    """A price table as plain floats, or one sentence naming the file, the model and what is wrong, so a
+    mistake stops the run before its first call instead of breaking (or mispricing) a paid one."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"The price table {source} must map model names to prices, not a {type(data).__name__}.")
+    table: dict[str, dict[str, float]] = {}
+    for model, entry in data.items():
+        if not isinstance(entry, dict):
+            raise SettingsError(f"The price table {source} gives model '{model}' the price {_shown(entry)}, but each "
+                                f"model needs a mapping of prices in dollars ({PRICE_NAMES}), like {{per_image: 0.04}}.")
+        try:
+            checked = PriceEntry.model_validate(entry)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            name = ".".join(str(part) for part in error["loc"][:1])
+            if error["type"] == "extra_forbidden":
+                problem = f"an unknown price '{name}' (known: {PRICE_NAMES})"
+            elif error["type"] in ("greater_than_equal", "finite_number"):
+                problem = f"a '{name}' price that is negative or not finite ({_shown(error['input'])})"
+            else:
+                problem = f"a '{name}' price that is not a number of dollars ({_shown(error['input'])})"
+            raise SettingsError(f"The price table {source} gives model '{model}' {problem}.") from None
+        table[str(model)] = {k: float(v) for k, v in checked.model_dump(exclude_none=True).items()}
+    return table
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def load_prices(override: Path | None = None, *, check: Any = None,
+                warnings: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """The built-in table, overridden entry by entry (price by price) by the user's, both validated.
+
+    With `check` (a run's Settings) the table is also checked against the run's models before any call:
+    a budget cannot hold over calls it cannot price, so with `max_cost_usd` an unpriced model refuses the
+    run; without one the run goes on, and `warnings` gets a sentence saying its cost leaves them out."""
+    shipped = yaml.safe_load(resources.files("beamsearch").joinpath("prices.yaml").read_text(encoding="utf-8"))
+    table = _checked_table(shipped, SHIPPED)
     if override is not None:
         try:
-            extra = yaml.safe_load(Path(override).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise SettingsError(f"The price table {override} cannot be read: {exc}.") from None
-        if not isinstance(extra, dict):
-            raise SettingsError(f"The price table {override} must map model names to prices.")
-        for model, entry in extra.items():
+            extra = yaml.safe_load(Path(override).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SettingsError(f"The price table {override} cannot be read: {exc.strerror or exc}.") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise SettingsError(f"The price table {override} is not valid YAML{where}.") from None
+        for model, entry in _checked_table(extra, str(override)).items():
             table[model] = {**table.get(model, {}), **entry}
+    if check is not None:
+        _check_models(check, table, warnings)
     return table
+
+
+def billed_model(settings: Any, service: str) -> str:
+    """The model name a role's calls are priced by (the simulator bills as sim-<service>)."""
+    return f"sim-{service}" if settings.role_provider(service) == "sim" else getattr(settings, service).model
+
+
+def unpriced_models(settings: Any, prices: dict[str, dict[str, float]]) -> list[str]:
+    """Models of real (non-simulated) roles that the price table does not know: their calls count as $0."""
+    return sorted({billed_model(settings, s) for s in ("text", "image", "vision")
+                   if settings.role_provider(s) != "sim" and not price_of(prices, billed_model(settings, s))})
+
+
+def _check_models(settings: Any, prices: dict[str, dict[str, float]], warnings: list[str] | None) -> None:
+    unknown = unpriced_models(settings, prices)
+    if not unknown:
+        return
+    names = ", ".join(unknown)
+    if settings.max_cost_usd is not None:
+        raise SettingsError(f"No price is known for {names}, so --max-cost cannot be enforced: add "
+                            f"{'it' if len(unknown) == 1 else 'them'} to a price table with `prices: FILE`, "
+                            "or drop --max-cost.")
+    if warnings is not None:
+        warnings.append(f"No price is known for {names}; their calls count as $0, so the cost shown leaves "
+                        "them out (add them to a price table with `prices: FILE`).")
 
 
 def price_of(prices: dict[str, dict[str, float]], model: str) -> dict[str, float]:
@@ -50,14 +141,19 @@ def cost_of(usage: Usage, prices: dict[str, dict[str, float]]) -> float:
     )
 
 
-def typical_cost(service: str, model: str, prices: dict[str, dict[str, float]]) -> float:
-    """A conservative guess of one call's cost before it is made, for the budget's in-flight reserve."""
-    typical = {
+def typical_usage(service: str, model: str) -> Usage:
+    """What one call of `service` typically consumes: the budget's in-flight reserve, and the stand-in
+    for an answer that came without a usage block (so that call is not counted as free)."""
+    return {
         "text": Usage(model=model, input_tokens=600, output_tokens=300),
         "vision": Usage(model=model, input_tokens=500, output_tokens=200, image_input_tokens=800),
         "image": Usage(model=model, input_tokens=150, image_output_tokens=1100, images=1),
     }[service]
-    return cost_of(typical, prices)
+
+
+def typical_cost(service: str, model: str, prices: dict[str, dict[str, float]]) -> float:
+    """A conservative guess of one call's cost before it is made, for the budget's in-flight reserve."""
+    return cost_of(typical_usage(service, model), prices)
 
 
 class Budget:
