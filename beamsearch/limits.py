@@ -36,6 +36,7 @@ class ServiceLimiter:
         self._paused_until = 0.0
         self.in_flight = 0
         self.started = 0
+        self.starts: list[float] = []  # time.monotonic() of every call let through, so the rate can be checked
 
     def pause(self, seconds: float) -> None:
         """Hold every new call of this service for `seconds` (the longest pause asked for wins)."""
@@ -53,6 +54,10 @@ class ServiceLimiter:
                 async with self._start_lock:
                     await self._wait_for_pause()
                     await self._throttler.acquire()
+                    # the very time the throttler logged (and counts against the rate), not a later reading
+                    self.starts.append(self._throttler._task_logs[-1])
+            else:
+                self.starts.append(time.monotonic())
             self.in_flight += 1
             self.started += 1
             try:
@@ -61,8 +66,16 @@ class ServiceLimiter:
                 self.in_flight -= 1
 
 
+# The longest pause a server's Retry-After may impose. The advice is followed even when it exceeds
+# `backoff_max` (which bounds only our own guesses): retrying sooner than a rate limiter asks earns another
+# 429 and keeps the whole service paused. The ceiling guards against a nonsense value (hours, days) that
+# would hang the run; a run that must wait that long is better stopped and resumed.
+RETRY_AFTER_CEILING_S = 600.0
+
+
 class RetryPolicy:
-    """Exponential backoff with full jitter, overridden by the server's own advice when it gives one."""
+    """Exponential backoff with full jitter, overridden by the server's own advice when it gives one
+    (up to RETRY_AFTER_CEILING_S, whatever `maximum` is)."""
 
     def __init__(self, max_attempts: int, initial: float, maximum: float, rng: random.Random | None = None) -> None:
         self.max_attempts = max_attempts
@@ -74,6 +87,6 @@ class RetryPolicy:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         advised = getattr(error, "retry_after", None) if isinstance(error, RetryableError) else None
         if advised is not None:
-            return min(max(0.0, advised), self.maximum) if self.maximum else max(0.0, advised)
+            return min(max(0.0, advised), RETRY_AFTER_CEILING_S)
         ceiling = min(self.maximum, self.initial * (2 ** (attempt - 1)))
         return self._rng.uniform(ceiling / 2, ceiling)
