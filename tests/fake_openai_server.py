@@ -53,6 +53,7 @@ class FakeConfig:
     image_side: int = 64
     revised_prompt: bool = False
     image_usage: dict[str, int] = field(default_factory=lambda: {"text": 40, "image_out": 1056})
+    omit_usage: bool = False                       # answer without a usage block, as some compatible servers do
 
 
 @dataclass
@@ -400,14 +401,17 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             text = "" if schema_fault else _plain_answer(system, user, owner.config.policy_words)
         prompt_tokens = len(json.dumps(messages)) // 4
-        self._json(200, {
+        completion: dict[str, Any] = {
             "id": f"chatcmpl-{stats.requests}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", "fake"),
             "choices": [{"index": 0, "finish_reason": "stop",
                          "message": {"role": "assistant", "content": text, "refusal": None}}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text) // 4 + 1,
                       "total_tokens": prompt_tokens + len(text) // 4 + 1},
-        })
+        }
+        if owner.config.omit_usage:
+            del completion["usage"]
+        self._json(200, completion)
         with owner._lock:
             stats.answered += 1
 
@@ -436,12 +440,15 @@ class _Handler(BaseHTTPRequestHandler):
         if config.revised_prompt:
             item["revised_prompt"] = f"A carefully composed picture: {prompt[:200]}"
         usage = config.image_usage
-        self._json(200, {
+        answer: dict[str, Any] = {
             "created": int(time.time()), "data": [item], "output_format": config.image_format,
             "usage": {"input_tokens": usage["text"], "input_tokens_details": {"text_tokens": usage["text"], "image_tokens": 0},
                       "output_tokens": usage["image_out"],
                       "output_tokens_details": {"image_tokens": usage["image_out"], "text_tokens": 0},
                       "total_tokens": usage["text"] + usage["image_out"]},
-        })
+        }
+        if config.omit_usage:
+            del answer["usage"]
+        self._json(200, answer)
         with owner._lock:
             stats.answered += 1

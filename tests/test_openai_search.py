@@ -145,7 +145,32 @@ async def test_faults_are_retried_within_bounds_and_limits_hold(server: FakeOpen
         # and over the whole run, where the hop matters only at the two ends
         starts = sorted(stats.starts)
         assert len(starts) <= allowed * ((starts[-1] - starts[0] + 0.5) / period + 1), service
+        # the same promise, exactly, on the client's own clock: the start times the limiter let through
+        assert result.gate is not None
+        client = result.gate.limiters[service].starts
+        assert len(client) == stats.requests, service  # every request the server saw went through the limiter
+        assert client == sorted(client)
+        assert all(client[i + allowed] - client[i] >= period - 1e-6 for i in range(len(client) - allowed)), service
     assert server.stats["text"].max_in_flight == 3  # the cap was reached, so it was the cap that held
+
+
+async def test_answers_without_usage_are_billed_at_the_typical_cost(server: FakeOpenAI, keyed: None,
+                                                                   tmp_path: Path) -> None:
+    """Some compatible servers send no usage block: such a call costs the budget's typical estimate for its
+    service and model (never $0, which would let a budget be overrun), and the step says it was estimated."""
+    server.config.omit_usage = True
+    settings = resolve(None, flags_for(server, tmp_path, n=2, m=1, iterations=1))
+    result = await start_run(settings)
+    assert result.exit_code == 0, result.error
+    steps = [e for e in events_of(result) if e["type"] == "step"]
+    assert {e["service"] for e in steps} == {"text", "image", "vision"}
+    prices = load_prices(None)
+    for step in steps:
+        typical = typical_cost(step["service"], getattr(settings, step["service"]).model, prices)
+        assert typical > 0
+        assert step["cost"] == pytest.approx(typical), step["key"]
+        assert step["meta"]["usage_estimated"] is True, step["key"]
+    assert result.summary["cost_usd"] == pytest.approx(sum(e["cost"] for e in steps), abs=1e-5)
 
 
 def Counter_of(server: FakeOpenAI) -> dict[str, int]:

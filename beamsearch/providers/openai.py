@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import io
 import json
 import os
@@ -25,6 +26,7 @@ import openai
 import pydantic
 from openai import AsyncOpenAI
 
+from beamsearch.costs import typical_usage
 from beamsearch.errors import InvalidAnswer, SettingsError
 from beamsearch.providers.base import ImageRequest, ImageResult, TextRequest, TextResult, Usage, VisionRequest
 from beamsearch.providers.openai_errors import ErrorMapper, rejected_parameter
@@ -176,6 +178,10 @@ class OpenAIRole:
             why = f"refused: {str(refusal)[:120]}" if refusal else f"finish_reason {field(choices[0], 'finish_reason')}"
             raise InvalidAnswer(f"the {self.role} service gave an empty answer ({why})")
         usage = field(completion, "usage")
+        meta: dict[str, Any] = {"adapted": learned} if learned else {}
+        if usage is None:  # some compatible servers send none: bill the typical call, never a free one
+            meta["usage_estimated"] = True
+            return TextResult(text=text, usage=typical_usage(self.role, self.model), meta=meta)
         try:
             result_usage = Usage(
                 model=self.model,
@@ -184,7 +190,6 @@ class OpenAIRole:
             )
         except (TypeError, ValueError):
             raise InvalidAnswer(f"the {self.role} service sent a malformed usage block") from None
-        meta: dict[str, Any] = {"adapted": learned} if learned else {}
         return TextResult(text=text, usage=result_usage, meta=meta)
 
     async def complete(self, request: TextRequest) -> TextResult:
@@ -231,18 +236,23 @@ class OpenAIRole:
             raise InvalidAnswer("the image service sent data that is not a PNG, JPEG or WebP image")
         meta: dict[str, Any] = {"adapted": learned} if learned else {}
         revised = field(item, "revised_prompt")
+        reported = field(answer, "usage")
+        if reported is None:  # no usage block: bill the typical call (per-image prices included), never $0
+            meta["usage_estimated"] = True
         try:
-            usage = self._image_usage(field(answer, "usage"), len(items))
+            usage = self._image_usage(reported, len(items))
         except (TypeError, ValueError):
             raise InvalidAnswer("the image service sent a malformed usage block") from None
         return ImageResult(data=data, format=fmt, usage=usage,
                            revised_prompt=revised if isinstance(revised, str) and revised else None, meta=meta)
 
     def _image_usage(self, usage: Any, count: int) -> Usage:
-        """Token usage when the service reports it (gpt-image-*), else a count of images for per-image prices.
+        """Token usage when the service reports it (gpt-image-*); else the typical image call's usage, which
+        prices a per-image model exactly and a token-priced one at the budget's usual estimate.
         Output tokens of an image model are image tokens unless the service says otherwise."""
         if usage is None:
-            return Usage(model=self.model, images=count)
+            one = typical_usage("image", self.model)
+            return dataclasses.replace(one, image_output_tokens=one.image_output_tokens * count, images=count)
         details_in = field(usage, "input_tokens_details")
         details_out = field(usage, "output_tokens_details")
         image_in = int(field(details_in, "image_tokens") or 0)
