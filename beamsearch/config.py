@@ -8,18 +8,35 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from beamsearch.errors import SettingsError
 
 ENV_PREFIX = "BEAMSEARCH_"
 ProviderName = Literal["sim", "openai"]
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+SECRET_ERROR = "api_key_env"  # the kind of error whose input must never be shown: it may be a real key
+
+
+def looks_like_key(value: str) -> bool:
+    """Whether an `api_key_env` value is more likely a key than a variable's name: a key prefix, or long
+    and random (variable names are words joined by underscores; keys are high-entropy strings)."""
+    if value.lower().startswith(("sk-", "sk_", "gsk_", "xai-", "key-")):
+        return True
+    counts = {c: value.count(c) for c in set(value)}
+    entropy = -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values()) if value else 0.0
+    if len(value) >= 20 and entropy >= 4.3:
+        return True
+    return len(value) >= 24 and "_" not in value and any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
 
 
 class Strict(BaseModel):
@@ -35,6 +52,20 @@ class RoleSettings(Strict):
     api_key_env: str = "OPENAI_API_KEY"
     timeout: float = Field(60.0, gt=0)
     temperature: float | None = Field(None, ge=0, le=2)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _a_variable_name(cls, value: str) -> str:
+        """The key itself pasted here would be written to run.yaml and shown by `config`: refuse it, and
+        never repeat it in the message."""
+        if looks_like_key(value):
+            raise PydanticCustomError(SECRET_ERROR, "looks like an API key, not a variable name: it must name the "
+                                      "environment variable that holds the key (like OPENAI_API_KEY), never the key "
+                                      "itself")
+        if not ENV_NAME.fullmatch(value):
+            raise PydanticCustomError(SECRET_ERROR, "must name an environment variable (letters, digits and "
+                                      "underscores, not starting with a digit), like OPENAI_API_KEY")
+        return value
 
 
 class ImageRoleSettings(RoleSettings):
@@ -223,7 +254,7 @@ def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
     if not loc:
         return message[0].upper() + message[1:] + ("" if message.endswith(".") else ".")
     value = error.get("input")
-    shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+    shown = "" if isinstance(value, dict | list) or kind == SECRET_ERROR else f" (got {value!r})"
     return f"Setting '{loc}' {message[0].lower() + message[1:]}{shown}."
 
 

@@ -97,3 +97,37 @@ def test_config_command_prints_resolved_yaml(tmp_path) -> None:
     config = write(tmp_path, "n: 6\n")
     result = CliRunner().invoke(app, ["config", "--config", str(config)], env={"OPENAI_API_KEY": "sk-secret-value"})
     assert result.exit_code == 0 and "n: 6" in result.output and "sk-secret-value" not in result.output
+
+
+PASTED_KEYS = [
+    "sk-proj-Zq7RkY2mPw9vXc4nLb8tHj3dFs6gAe1u",   # an OpenAI key
+    "Zq7RkY2mPw9vXc4nLb8tHj3dFs6gAe1u",           # a random token with no telling prefix
+    "a3f9c2e1b4d5a6f7e8d9c0b1a2f3e4d5",           # a hex token
+    "gsk_AbCdEf1234567890GhIjKlMnOpQrStUv",       # a key that is also a valid variable name
+]
+
+
+@pytest.mark.parametrize("pasted", PASTED_KEYS)
+@pytest.mark.parametrize("role", ["text", "image", "vision"])
+def test_a_key_pasted_as_api_key_env_is_refused_without_echoing_it(tmp_path, role, pasted) -> None:
+    config = write(tmp_path, f"{role}:\n  api_key_env: {pasted}\n")
+    result = CliRunner().invoke(app, ["run", "--provider", "sim", "--prompt", "x", "--config", str(config),
+                                      "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert pasted not in result.output and pasted[-12:] not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [f"Error: Setting '{role}.api_key_env' looks like an API key, not a variable name: it must name "
+                     "the environment variable that holds the key (like OPENAI_API_KEY), never the key itself."]
+    assert not (tmp_path / "runs").exists()
+    # the same from the environment, which `config` would otherwise print back
+    result = CliRunner().invoke(app, ["config"], env={f"BEAMSEARCH_{role.upper()}__API_KEY_ENV": pasted})
+    assert result.exit_code == 2 and pasted not in result.output and f"'{role}.api_key_env'" in result.output
+
+
+def test_api_key_env_must_be_a_variable_name_and_real_names_pass(tmp_path) -> None:
+    with pytest.raises(SettingsError) as caught:
+        resolve(None, {"text.api_key_env": "MY-KEY"}, environ={})
+    assert caught.value.message == ("Setting 'text.api_key_env' must name an environment variable (letters, digits "
+                                    "and underscores, not starting with a digit), like OPENAI_API_KEY.")
+    for name in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "MY_COMPANY_OPENAI_API_KEY_PRODUCTION_2024", "local_llm_key"):
+        assert resolve(None, {"image.api_key_env": name}, environ={}).image.api_key_env == name
