@@ -7,9 +7,9 @@ model validates it anyway, because not every OpenAI-compatible server enforces s
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from beamsearch.errors import InvalidAnswer
 
@@ -18,15 +18,20 @@ class Answer(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+# A score must be a JSON number: pydantic's lax mode would read `true` as 1 and "85" as 85, which are
+# answers that did not follow the schema and would rank a candidate on a guess. Integers are numbers.
+Number = Annotated[float, Strict()]
+
+
 class AlignmentAnswer(Answer):
-    score: float = Field(ge=0, le=100)
+    score: Number = Field(ge=0, le=100)
     found: list[str] = Field(default_factory=list)
     missing: list[str] = Field(default_factory=list)
     notes: str = ""
 
 
 class AestheticAnswer(Answer):
-    score: float = Field(ge=0, le=10)
+    score: Number = Field(ge=0, le=10)
     weak: list[str] = Field(default_factory=list)
     notes: str = ""
 
@@ -42,7 +47,7 @@ class ChecklistQuestion(Answer):
     category: Literal["entity", "attribute", "relation", "scene", "whole"]
     element: str = Field(description="the element of the idea it checks, in a few words")
     depends_on: list[str] = Field(description="ids of questions that must be answered yes for this one to count")
-    weight: float = Field(gt=0, le=10, description="importance: 1 for a detail, up to 3 for an essential element")
+    weight: Number = Field(gt=0, le=10, description="importance: 1 for a detail, up to 3 for an essential element")
 
 
 class ChecklistAnswer(Answer):
