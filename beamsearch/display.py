@@ -41,7 +41,9 @@ class Tracker:
     def update(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         now = time.monotonic()
-        if kind == "iteration_started":
+        if kind == "run_started":  # a resumed run replays its paid steps silently: start from what they cost
+            self.spent = float(event.get("spent_usd", 0.0) or 0.0)
+        elif kind == "iteration_started":
             self.iteration, self.dimension = event["iteration"], event["dimension"]
             self.lanes = {}
         elif kind == "stage":
@@ -181,7 +183,8 @@ def plain_line(event: dict[str, Any]) -> str | None:
     if kind == "iteration_started":
         return f"iteration {event['iteration']} started ({event['dimension']}, {event.get('lanes', '?')} lanes)"
     if kind == "run_started":
-        return "run resumed" if event.get("resumed") else "run started"
+        spent = event.get("spent_usd") or 0.0
+        return f"run resumed (${spent:.4f} spent before)" if event.get("resumed") else "run started"
     if kind == "run_finished":
         return f"run {event['status']}: {event.get('reason', '')} (spent ${event.get('cost_usd', 0):.4f})"
     return None
