@@ -99,7 +99,7 @@ def test_folder_names_are_slugged_and_bounded(tmp_path) -> None:
     store = RunStore.create(tmp_path, "../escape attempt", {"prompt": "x"})
     assert store.path.parent == tmp_path
     again = RunStore.create(tmp_path, "../escape attempt", {"prompt": "x"}, now=None)
-    assert again.path != store.path or again.path.parent == tmp_path
+    assert again.path != store.path and again.path.parent == tmp_path
 
 
 def test_not_a_run_folder(tmp_path) -> None:
