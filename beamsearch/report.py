@@ -14,7 +14,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
-from beamsearch.store import atomic_write
+from beamsearch.errors import RunFolderError
+from beamsearch.store import atomic_write, reason, shown
 
 REPORT_FILE = "report.html"
 # Candidate fields the cards show in their own places; anything else a judge records is listed generically.
@@ -336,8 +337,13 @@ Survivors have a green border, the best image a gold one. Images are linked from
 
 
 def write_report(store: Any, summary: dict[str, Any]) -> Path:
-    """Write `report.html` into the run folder (atomically) and return its path."""
+    """Write `report.html` into the run folder (atomically) and return its path; a folder that refuses
+    the file is one sentence naming the report, not the temporary file the write went through."""
     run_dir = Path(store.path)
     path = run_dir / REPORT_FILE
-    atomic_write(path, render_report(summary, run_dir).encode("utf-8"))
+    page = render_report(summary, run_dir).encode("utf-8")
+    try:
+        atomic_write(path, page)
+    except OSError as exc:
+        raise RunFolderError(f"Cannot write {shown(path)}: {reason(exc)}.") from None
     return path

@@ -7,42 +7,35 @@ wrong while someone else is still writing it).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from beamsearch.errors import RunFolderError
-from beamsearch.store import EVENTS_FILE, LOCK_FILE, RUN_FILE, RunStore
+from beamsearch.store import (
+    EVENTS_FILE,
+    LOCK_FILE,
+    RUN_FILE,
+    RunStore,
+    load_run_document,
+    parse_log,
+    read_log_bytes,
+    reason,
+    shown,
+)
 from beamsearch.summary import build_summary
 
 STATUSES = ("running", "done", "stopped", "failed")
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
-    """The complete events of a run's log; a line still being written (or torn) is skipped, never cut."""
+    """The complete, checked events of a run's log; a last line still being written (or torn) is skipped,
+    never cut. Anything else that is not an event its readers can use is one clear error, the same one
+    `resume` gives."""
     log = Path(path) / EVENTS_FILE
-    try:
-        raw = log.read_bytes()
-    except FileNotFoundError:
-        return []
-    events = []
-    lines = raw.split(b"\n")
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-        except ValueError:
-            if all(not rest.strip() for rest in lines[number:]):
-                break  # the last line: torn or still being written
-            raise RunFolderError(f"{log} is corrupt at line {number}.") from None
-        if isinstance(event, dict):
-            events.append(event)
+    events, _ = parse_log(read_log_bytes(log), log)
     return events
 
 
@@ -113,6 +106,7 @@ class RunInfo:
     cost_usd: float
     created: str
     iterations_done: int
+    problem: str | None = None  # why an 'unreadable' run could not be read
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,28 +134,58 @@ def list_runs(runs_dir: Path) -> list[RunInfo]:
     """Every run folder directly inside `runs_dir`, newest first. Folders that are not runs are skipped;
     a run whose files cannot be read is listed with status 'unreadable' rather than hiding it."""
     runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        raise RunFolderError(f"{runs_dir} is not a folder; give the folder that holds your runs (default: runs).")
+    try:
+        is_folder = runs_dir.is_dir()
+    except OSError as exc:
+        raise RunFolderError(f"The runs folder {shown(runs_dir)} cannot be read: {reason(exc)}.") from None
+    if not is_folder:
+        raise RunFolderError(f"{shown(runs_dir)} is not a folder; give the folder that holds your runs (default: runs).")
     infos = []
-    for path in runs_dir.iterdir():
+    try:
+        entries = list(runs_dir.iterdir())
+    except OSError as exc:
+        raise RunFolderError(f"The runs folder {shown(runs_dir)} cannot be read: {reason(exc)}.") from None
+    for path in entries:
+        info = _run_info(path)
+        if info is not None:
+            infos.append(info)
+    return sorted(infos, key=_sort_key, reverse=True)
+
+
+def _run_info(path: Path) -> RunInfo | None:
+    """One line of `list`: None for what is not a run folder; a run whose files cannot be read, for any
+    reason, is listed as 'unreadable' with that reason instead of hiding it or stopping the list."""
+    try:
         if not path.is_dir() or not (path / RUN_FILE).is_file():
-            continue
-        try:
-            document = yaml.safe_load((path / RUN_FILE).read_text(encoding="utf-8")) or {}
-            events = read_events(path)
-            status, _ = status_of(path, events)
-            summary = build_summary(document, events)
-        except (OSError, yaml.YAMLError, RunFolderError, KeyError, TypeError, AttributeError):
-            infos.append(RunInfo(str(path), path.name, "unreadable", "", None, None, 0.0,
-                                 datetime.fromtimestamp(os.path.getmtime(path)).astimezone().isoformat(timespec="seconds"), 0))
-            continue
+            return None
+    except OSError as exc:
+        return _unreadable(path, reason(exc))
+    try:
+        document = load_run_document(path)
+        events = read_events(path)
+        status, _ = status_of(path, events)
+        summary = build_summary(document, events)
         best = summary.get("best") or {}
-        infos.append(RunInfo(
+        return RunInfo(
             path=str(path), name=path.name, status=status, prompt=summary.get("prompt") or "",
             best_score=best.get("total"), best_id=best.get("id"), cost_usd=summary.get("cost_usd", 0.0),
             created=_created(path, document), iterations_done=len(summary.get("iterations", [])),
-        ))
-    return sorted(infos, key=_sort_key, reverse=True)
+        )
+    except RunFolderError as exc:  # named inside the folder: the list already shows the folder's name
+        return _unreadable(path, exc.message.replace(f"{path}{os.sep}", ""))
+    except (OSError, ValueError) as exc:
+        return _unreadable(path, reason(exc))
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:  # a log the checks let through
+        return _unreadable(path, f"{type(exc).__name__}: {exc}")
+
+
+def _unreadable(path: Path, problem: str) -> RunInfo:
+    try:
+        created = datetime.fromtimestamp(os.path.getmtime(path)).astimezone().isoformat(timespec="seconds")
+    except OSError:
+        created = ""
+    return RunInfo(str(path), path.name, "unreadable", f"(unreadable: {problem.rstrip('.')})", None, None, 0.0, created, 0,
+                   problem=problem)
 
 
 def family_tree(summary: dict[str, Any]) -> list[dict[str, Any]]:
