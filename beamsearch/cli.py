@@ -6,8 +6,10 @@ Heavy modules (the engine, Pillow, the OpenAI SDK) are imported inside the comma
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,16 +32,40 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks o
 
 
 def fail(exc: BaseException, code: int | None = None) -> None:
-    """Print one clear sentence (a traceback only with --debug) and exit with the error's code."""
+    """Print one clear sentence (a traceback only with --debug) and exit with the error's code. Anything
+    that is not a BeamsearchError is a bug, and is called one."""
     from beamsearch.errors import BeamsearchError
 
     if _state["debug"]:
         import traceback
 
         traceback.print_exception(exc)
-    message = exc.message if isinstance(exc, BeamsearchError) else f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, BeamsearchError):
+        message = exc.message
+    else:
+        detail = " ".join(str(exc).split())
+        message = f"internal error: {type(exc).__name__}{': ' + detail if detail else ''}"
+        if not _state["debug"]:
+            message += " (run with --debug for the traceback)"
     typer.echo(f"Error: {message}", err=True)
     raise typer.Exit(code if code is not None else getattr(exc, "exit_code", 1))
+
+
+def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The safety net of every command: any exception that escapes it becomes one line and exit code 1
+    (or the error's own code); typer's and click's own exits pass, and so does Ctrl-C (see `main`)."""
+    from typer.exceptions import Abort, Exit, TyperException
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (Exit, Abort, TyperException):
+            raise
+        except Exception as exc:
+            fail(exc)
+
+    return wrapper
 
 
 def console(stderr: bool = False) -> Any:
@@ -158,6 +184,7 @@ def _drive(settings: Any, json_mode: bool, quiet: bool, start: Any) -> None:
 
 
 @app.command()
+@guarded
 def run(
     prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="Your idea, in your own words.")] = None,
     config: ConfigOption = None,
@@ -190,6 +217,7 @@ def run(
 
 
 @app.command()
+@guarded
 def resume(
     run_dir: Annotated[Path, typer.Argument(help="The run folder to resume.")],
     iterations: Annotated[int | None, typer.Option("--iterations", "-i", help="Extend the run to this many iterations.")] = None,
@@ -203,10 +231,16 @@ def resume(
 
     try:
         from beamsearch import app as application
+        from beamsearch.runs import open_run, read_events
 
+        open_run(run_dir)
+        read_events(run_dir)  # every event checked (and named by line) before anything replays them
         flags = _flags(iterations=iterations, max_cost=max_cost)
         store, settings, events = application.open_for_resume(run_dir, config, flags)
         store.unlock()  # resume_run takes the lock again; checking first gives clear errors before any display
+        for warning in store.warnings:  # e.g. a torn last line cut off: the second opening will not see it
+            typer.echo(f"Warning: {warning}", err=True)
+        _check_resumable(run_dir, settings)
 
         _drive(settings, json_mode, quiet,
                lambda listeners: application.resume_run(run_dir, config, flags, listeners))
@@ -214,7 +248,23 @@ def resume(
         fail(exc)
 
 
+def _check_resumable(run_dir: Path, settings: Any) -> None:
+    """What a resume needs that only a new run could change, with advice that resume can follow (it
+    takes no --prompt and cannot switch a run to the simulator)."""
+    from beamsearch.errors import RunFolderError, SettingsError
+
+    if not settings.prompt:
+        raise RunFolderError(f"{run_dir} was saved without a prompt, so it cannot be resumed; "
+                             "start a new run with beamsearch run --prompt \"your idea\".")
+    for role in ("text", "image", "vision"):
+        env = getattr(settings, role).api_key_env
+        if settings.role_provider(role) != "sim" and not os.environ.get(env, "").strip():
+            raise SettingsError(f"Resuming this run needs an API key for its {role} role in the environment variable "
+                                f"{env}, which is not set; set it and resume again (a run keeps its provider).")
+
+
 @app.command("config")
+@guarded
 def show_config(
     config: ConfigOption = None,
 ) -> None:
@@ -235,6 +285,7 @@ def _print_json(data: Any) -> None:
 
 
 @app.command("show")
+@guarded
 def show_run(
     run_dir: Annotated[Path, typer.Argument(help="The run folder.")],
     json_mode: Annotated[bool, typer.Option("--json", help="Print the data as one JSON document.")] = False,
@@ -256,6 +307,7 @@ def show_run(
 
 
 @app.command("list")
+@guarded
 def list_runs(
     runs_dir: Annotated[Path | None, typer.Argument(help="The folder that holds the runs (default: runs_dir of the settings).")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="A YAML settings file (for its runs_dir).")] = None,
@@ -280,6 +332,7 @@ def list_runs(
 
 
 @app.command("report")
+@guarded
 def report(
     run_dir: Annotated[Path, typer.Argument(help="The run folder.")],
 ) -> None:
@@ -294,13 +347,11 @@ def report(
     except BeamsearchError as exc:
         fail(exc)
         return
-    except OSError as exc:
-        fail(exc)
-        return
     typer.echo(str(path))
 
 
 @app.command("estimate")
+@guarded
 def estimate(
     prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="Your idea (not needed to estimate).")] = None,
     config: ConfigOption = None,
