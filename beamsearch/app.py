@@ -223,7 +223,7 @@ async def start_run(settings: Settings, listeners: list[Listener] | None = None,
         raise SettingsError("The prompt holds bytes that are not valid UTF-8 text; check your terminal's "
                             "encoding.") from None
     Templates(settings.prompts_dir)  # bad templates, prices or keys fail before a folder is made
-    load_prices(settings.prices)
+    load_prices(settings.prices, check=settings)
     if providers is None:
         providers = build_providers(settings)
     store = RunStore.create(settings.runs_dir, settings.prompt, settings.public_dict(), now or time.time())
@@ -267,7 +267,7 @@ def open_for_resume(path: Path, config_file: Path | None = None, flags: dict[str
                 f"pass --iterations with more than {done} to extend it."
             )
         Templates(settings.prompts_dir)
-        load_prices(settings.prices)
+        load_prices(settings.prices, check=settings)
     except BaseException:
         store.unlock()
         raise
