@@ -11,12 +11,22 @@ import functools
 import math
 import os
 import re
+import typing
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from beamsearch.errors import SettingsError
@@ -39,8 +49,23 @@ def looks_like_key(value: str) -> bool:
     return len(value) >= 24 and "_" not in value and any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
 
 
+def _annotation_types(annotation: Any) -> set[Any]:
+    args = typing.get_args(annotation)
+    return {t for a in args for t in _annotation_types(a)} if args else {annotation}
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """pydantic reads `n: true` as 1; a yes/no where a number belongs is a mistake worth naming."""
+        if isinstance(value, bool) and info.field_name is not None:
+            types = _annotation_types(cls.model_fields[info.field_name].annotation)
+            if bool not in types and types & {int, float}:
+                raise PydanticCustomError("bool_for_number", "must be a number, not true or false")
+        return value
 
 
 class RoleSettings(Strict):
@@ -52,6 +77,22 @@ class RoleSettings(Strict):
     api_key_env: str = "OPENAI_API_KEY"
     timeout: float = Field(60.0, gt=0)
     temperature: float | None = Field(None, ge=0, le=2)
+
+    @field_validator("base_url")
+    @classmethod
+    def _an_http_url(cls, value: str | None) -> str | None:
+        """Caught here, a typo costs one sentence; caught by the HTTP client, it costs a run folder."""
+        if value is None:
+            return value
+        problem = "must be an http or https URL like http://127.0.0.1:8000/v1"
+        try:
+            parts = urllib.parse.urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
+        except ValueError:
+            raise PydanticCustomError("url", problem + " (its host or port is not valid)") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise PydanticCustomError("url", problem)
+        return value
 
     @field_validator("api_key_env")
     @classmethod
@@ -83,7 +124,7 @@ class VisionRoleSettings(RoleSettings):
 
 class ServiceLimits(Strict):
     concurrency: int = Field(8, ge=1)
-    rpm: float | None = Field(None, gt=0, description="requests started per minute; none = unlimited")
+    rpm: float | None = Field(None, ge=1, description="requests started per minute (at least 1); none = unlimited")
 
 
 SIM_LIMITS = {"concurrency": 256, "rpm": None}
@@ -173,6 +214,13 @@ class Settings(Strict):
     prices: Path | None = Field(None, description="a YAML price table overriding the built-in one")
     max_cost_usd: float | None = Field(None, gt=0)
 
+    @field_validator("runs_dir", mode="before")
+    @classmethod
+    def _a_folder(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise PydanticCustomError("empty_path", "must name a folder (it is empty)")
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _simulator_limits(cls, data: Any) -> Any:
@@ -251,6 +299,10 @@ def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
         return f"Unknown setting '{loc}'{hint}"
     message = str(error.get("msg", "is invalid"))
     message = message.removeprefix("Value error, ")
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        message = "must be a mapping of settings (key: value lines)"
+    elif kind == "path_type":
+        message = "must be a path"
     if not loc:
         return message[0].upper() + message[1:] + ("" if message.endswith(".") else ".")
     value = error.get("input")
@@ -258,11 +310,21 @@ def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
     return f"Setting '{loc}' {message[0].lower() + message[1:]}{shown}."
 
 
-def validate(data: dict[str, Any]) -> Settings:
+def validate(data: dict[str, Any], sources: Mapping[str, str] | None = None) -> Settings:
+    """The settings, or one sentence about the first problem (naming the environment variable it came
+    from, when `sources` says so)."""
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise SettingsError(_describe(exc.errors()[0], Settings)) from None
+        error = exc.errors()[0]
+        message = _describe(error, Settings)
+        sources = sources or {}
+        variable = sources.get(".".join(str(p) for p in error.get("loc", ())))
+        if variable is None:  # a check across settings names its keys in the message itself
+            variable = next((v for k, v in sources.items() if f"'{k}'" in message), None)
+        if variable:
+            message = f"{message.removesuffix('.')} (from the environment variable {variable})."
+        raise SettingsError(message) from None
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -283,7 +345,8 @@ def load_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise SettingsError(f"The config file {path} must hold a mapping of settings, not a {type(data).__name__}.")
+        what = "a list" if isinstance(data, list) else "a single value"
+        raise SettingsError(f"The config file {path} must hold a mapping of settings (key: value lines), not {what}.")
     return data
 
 
@@ -316,12 +379,36 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]
         if not name.startswith(ENV_PREFIX) or name in {"BEAMSEARCH_CONFIG"}:
             continue
         dotted = name[len(ENV_PREFIX):].lower().replace("__", ".")
-        try:
-            value = yaml.safe_load(raw) if raw != "" else None
-        except yaml.YAMLError:
-            value = raw
+        if _expects_text(dotted):  # BEAMSEARCH_PROMPT=yes is the word "yes", not true
+            value: Any = raw if raw != "" else None
+        else:
+            try:
+                value = yaml.safe_load(raw) if raw != "" else None
+            except yaml.YAMLError:
+                value = raw
         set_dotted(data, dotted, value)
     return data
+
+
+def _expects_text(dotted: str) -> bool:
+    """Is the setting at `dotted` a text (or a path), so that its environment value is taken as it is?"""
+    model: Any = Settings
+    annotation: Any = None
+    for part in dotted.split("."):
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            return False
+        annotation = fields[part].annotation
+        model = next((t for t in _annotation_types(annotation) if isinstance(t, type) and issubclass(t, BaseModel)),
+                     None)
+    types = _annotation_types(annotation)
+    return bool(types & {str, Path}) or all(isinstance(t, str) for t in types)
+
+
+def environment_sources(environ: Mapping[str, str]) -> dict[str, str]:
+    """Dotted setting -> the BEAMSEARCH_ variable it came from, so that errors can name the variable."""
+    return {name[len(ENV_PREFIX):].lower().replace("__", "."): name for name in environ
+            if name.startswith(ENV_PREFIX) and name != "BEAMSEARCH_CONFIG"}
 
 
 def resolve(
@@ -333,7 +420,7 @@ def resolve(
     env = os.environ if environ is None else environ
     if config_file is None and env.get("BEAMSEARCH_CONFIG"):
         config_file = Path(env["BEAMSEARCH_CONFIG"])
-    return validate(layered({}, config_file, env, flags))
+    return validate(layered({}, config_file, env, flags), _unless_flagged(environment_sources(env), flags))
 
 
 def layered(data: dict[str, Any], config_file: Path | None, env: Mapping[str, str],
@@ -346,6 +433,11 @@ def layered(data: dict[str, Any], config_file: Path | None, env: Mapping[str, st
         if value is not None:
             set_dotted(data, dotted, value)
     return data
+
+
+def _unless_flagged(sources: dict[str, str], flags: dict[str, Any] | None) -> dict[str, str]:
+    """A flag overrides the environment: then the variable is not where the value came from."""
+    return {k: v for k, v in sources.items() if (flags or {}).get(k) is None}
 
 
 def to_yaml(settings: Settings) -> str:
@@ -384,11 +476,13 @@ def resolve_for_resume(
 ) -> Settings:
     """The recorded settings < config file < environment < flags, refusing changes to the past."""
     old = validate(recorded)
-    new = validate(layered(old.public_dict(), config_file, os.environ if environ is None else environ, flags))
+    env = os.environ if environ is None else environ
+    sources = _unless_flagged(environment_sources(env), flags)
+    new = validate(layered(old.public_dict(), config_file, env, flags), sources)
     before, after = old.public_dict(), new.public_dict()
     changed = [key for key in PAST_KEYS if get_dotted(before, key) != get_dotted(after, key)]
     if changed:
-        names = ", ".join(f"'{key}'" for key in changed)
+        names = ", ".join(f"'{key}'" + (f" (set by {sources[key]})" if key in sources else "") for key in changed)
         raise SettingsError(
             f"Resuming cannot change {names}: the recorded run was made with other values; "
             "start a new run to change them (limits, budget, iterations and timeouts may change)."

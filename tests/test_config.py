@@ -131,3 +131,43 @@ def test_api_key_env_must_be_a_variable_name_and_real_names_pass(tmp_path) -> No
                                     "and underscores, not starting with a digit), like OPENAI_API_KEY.")
     for name in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "MY_COMPANY_OPENAI_API_KEY_PRODUCTION_2024", "local_llm_key"):
         assert resolve(None, {"image.api_key_env": name}, environ={}).image.api_key_env == name
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("n: true\n", "Setting 'n' must be a number, not true or false (got True)."),
+    ("limits:\n  image: {rpm: false}\n", "Setting 'limits.image.rpm' must be a number, not true or false"),
+    ("limits: 5\n", "Setting 'limits' must be a mapping of settings (key: value lines) (got 5)."),
+    ("prompts_dir: [a, b]\n", "Setting 'prompts_dir' must be a path."),
+    ("image: {base_url: 'http://127.0.0.1:99999/v1'}\n", "its host or port is not valid"),
+    ("text: {base_url: 'http://[::1'}\n", "its host or port is not valid"),
+    ("vision: {base_url: 'ftp://example.org/v1'}\n", "Setting 'vision.base_url' must be an http or https URL"),
+    ("text: {base_url: 'not a url'}\n", "Setting 'text.base_url' must be an http or https URL"),
+    ("limits:\n  text: {rpm: 0.001}\n", "Setting 'limits.text.rpm' input should be greater than or equal to 1"),
+    ("runs_dir: ''\n", "Setting 'runs_dir' must name a folder (it is empty)"),
+])
+def test_settings_that_used_to_slip_through_or_leak_class_names(tmp_path, text, expected) -> None:
+    with pytest.raises(SettingsError) as caught:
+        resolve(write(tmp_path, text), {}, environ={})
+    assert expected in caught.value.message
+    assert "Settings" not in caught.value.message and "<class" not in caught.value.message
+
+
+def test_a_config_file_that_is_a_single_value_or_a_list(tmp_path) -> None:
+    for text, what in (("5\n", "a single value"), ("- n: 3\n", "a list")):
+        with pytest.raises(SettingsError, match=f"mapping of settings \\(key: value lines\\), not {what}"):
+            resolve(write(tmp_path, text), {}, environ={})
+
+
+def test_text_settings_from_the_environment_keep_their_text(tmp_path) -> None:
+    for raw in ("yes", "123", "2024-01-01", "null", "[a]"):
+        settings = resolve(None, {}, environ={"BEAMSEARCH_PROMPT": raw, "BEAMSEARCH_TEXT__MODEL": raw})
+        assert settings.prompt == raw and settings.text.model == raw
+    assert resolve(None, {}, environ={"BEAMSEARCH_N": "7"}).n == 7  # numbers are still numbers
+
+
+def test_errors_name_the_environment_variable_they_came_from(tmp_path) -> None:
+    with pytest.raises(SettingsError, match="from the environment variable BEAMSEARCH_ALPHA"):
+        resolve(None, {}, environ={"BEAMSEARCH_ALPHA": "3"})
+    with pytest.raises(SettingsError) as caught:  # a flag wins over the variable: the flag is to blame
+        resolve(None, {"alpha": 3.0}, environ={"BEAMSEARCH_ALPHA": "0.5"})
+    assert "BEAMSEARCH_ALPHA" not in caught.value.message
