@@ -258,7 +258,7 @@ def open_for_resume(path: Path, config_file: Path | None = None, flags: dict[str
     store.lock()
     try:
         settings = resolve_for_resume(document["settings"], config_file, flags, environ)
-        events = store.read_events()
+        events = store.read_events(validate=True)  # every event checked (and named by line) before replay
         finish = last_finish(events)
         done = iterations_recorded(events)
         if finish is not None and finish.get("status") == "done" and settings.iterations <= done:
