@@ -274,7 +274,10 @@ async def test_repeated_judging_uses_distinct_keys_and_records_the_spread(tmp_pa
         assert c["judge_spread"]["alignment"] == pytest.approx(mean_and_spread(scores)[1], abs=1e-3)
         assert len(c["judge_samples"]["aesthetic"]) == 3
     assert len({tuple(c["judge_samples"]["alignment"]) for c in events if c["type"] == "candidate"}) == 3
-    assert result.summary["judging"]["judge_spread"]["alignment"]["mean"] > 0
+    spread = result.summary["judging"]["judge_spread"]["alignment"]
+    assert spread["mean"] > 0
+    report = (result.store.path / "report.html").read_text()
+    assert f"alignment judge spread (std. dev. of repeated answers): mean {spread['mean']}" in report
 
 
 @pytest.mark.parametrize("flags", [
