@@ -54,8 +54,10 @@ class ServiceLimiter:
                 async with self._start_lock:
                     await self._wait_for_pause()
                     await self._throttler.acquire()
-                    # the very time the throttler logged (and counts against the rate), not a later reading
-                    self.starts.append(self._throttler._task_logs[-1])
+                    # the very time the throttler logged (and counts against the rate), not a later reading;
+                    # that log is asyncio-throttle's own (private), so fall back to the clock if it moves
+                    logged = getattr(self._throttler, "_task_logs", None)
+                    self.starts.append(logged[-1] if logged else time.monotonic())
             else:
                 self.starts.append(time.monotonic())
             self.in_flight += 1
