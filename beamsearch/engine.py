@@ -11,13 +11,13 @@ the answers, so replaying recorded answers reaches exactly the same state.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from beamsearch.errors import BeamsearchError, CallError, RunFailed
 from beamsearch.judging import Judging, JudgingSettings
+from beamsearch.together import all_settled
 
 
 @dataclass
@@ -187,13 +187,13 @@ class Engine:
         async def lane(c: Candidate) -> None:
             lane_name = f"c{c.index:0{self.width}d}"
             self._stage(c, "expand")
-            c.what, c.how = await asyncio.gather(
+            c.what, c.how = await all_settled(
                 self.steps.expand(0, lane_name, "what", self.s.idea), self.steps.expand(0, lane_name, "how", self.s.idea)
             )
             await self.process_candidate(c)
 
         lanes = [Candidate(self.candidate_id(0, j), 0, j, None) for j in range(self.s.n)]
-        return list(await asyncio.gather(*(self._guarded(c, lambda c=c: lane(c)) for c in lanes)))
+        return list(await all_settled(*(self._guarded(c, lambda c=c: lane(c)) for c in lanes)))
 
     async def refinement_zone(self, k: int, dimension: str, parents: list[Candidate]) -> list[Candidate]:
         """Iteration k: one critique per parent; the moment it is ready, that parent's children start."""
@@ -203,7 +203,7 @@ class Engine:
             kids = [Candidate(self.candidate_id(k, index + j), k, index + j, parent.id) for j in range(count)]
             index += count
             families.append(self._family(k, dimension, parent, kids))
-        return [c for family in await asyncio.gather(*families) for c in family]
+        return [c for family in await all_settled(*families) for c in family]
 
     async def _family(self, k: int, dimension: str, parent: Candidate, kids: list[Candidate]) -> list[Candidate]:
         for c in kids:
@@ -228,7 +228,7 @@ class Engine:
             c.what, c.how = (text, parent.how) if dimension == "what" else (parent.what, text)
             await self.process_candidate(c)
 
-        return list(await asyncio.gather(*(self._guarded(c, lambda c=c: lane(c)) for c in kids)))
+        return list(await all_settled(*(self._guarded(c, lambda c=c: lane(c)) for c in kids)))
 
     # --- the driver -------------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from beamsearch.errors import BeamsearchError, CallError, InvalidAnswer
+from beamsearch.together import all_settled
 
 MAX_QUESTIONS = 40
 CHECKLIST_KEY = "run/checklist"
@@ -247,7 +248,7 @@ class Judging:
         else:
             alignment_calls = [self._call(self.steps.judge_alignment, k, lane, c.image, s) for s in samples]
         aesthetic_calls = [self._call(self.steps.judge_aesthetic, k, lane, c.image, s) for s in samples]
-        answers = await asyncio.gather(*alignment_calls, *aesthetic_calls)
+        answers = await all_settled(*alignment_calls, *aesthetic_calls)
         alignments, aesthetics = answers[: len(samples)], answers[len(samples):]
         if self.s.alignment == "checklist":
             self._apply_checklist(c, alignments)
@@ -331,7 +332,7 @@ class Judging:
                     break
                 continue
             used += len(todo)
-            results = await asyncio.gather(*(self._compare(k, a, b) for a, b in todo))
+            results = await all_settled(*(self._compare(k, a, b) for a, b in todo))
             for result in results:
                 comparisons.append(result)
                 if result.get("winner"):
