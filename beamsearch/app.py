@@ -255,10 +255,11 @@ def open_for_resume(path: Path, config_file: Path | None = None, flags: dict[str
 
     store = RunStore.open(path)
     document = store.read_run_file()
-    store.lock()
+    store.lock(check_writable=False)
     try:
-        settings = resolve_for_resume(document["settings"], config_file, flags, environ)
         events = store.read_events(validate=True)  # every event checked (and named by line) before replay
+        store.check_writable()  # a log that cannot be read is named as such first
+        settings = resolve_for_resume(document["settings"], config_file, flags, environ)
         finish = last_finish(events)
         done = iterations_recorded(events)
         if finish is not None and finish.get("status") == "done" and settings.iterations <= done:
@@ -278,7 +279,14 @@ async def resume_run(path: Path, config_file: Path | None = None, flags: dict[st
                      listeners: list[Listener] | None = None, providers: Providers | None = None,
                      environ: dict[str, str] | None = None) -> RunResult:
     """Replay the log of a stopped run (no recorded step is asked again) and carry on to its end."""
-    store, settings, events = open_for_resume(path, config_file, flags, environ)
+    return await resume_opened(open_for_resume(path, config_file, flags, environ), listeners, providers)
+
+
+async def resume_opened(opened: tuple[RunStore, Settings, list[dict[str, Any]]],
+                        listeners: list[Listener] | None = None, providers: Providers | None = None) -> RunResult:
+    """Carry on a run that `open_for_resume` opened and locked (the CLI opens it first, to refuse what
+    cannot be resumed before any display starts, without reading the log twice)."""
+    store, settings, events = opened
     try:
         for warning in store.warnings:
             for listener in listeners or []:

@@ -92,6 +92,8 @@ SamplesOption = Annotated[int | None, typer.Option("--judge-samples", help="Inde
 
 
 def _flags(**values: Any) -> dict[str, Any]:
+    """A command's options as settings keys; options that are not settings (config, json_mode, quiet)
+    and options not given are left out."""
     mapping = {"n": "n", "m": "m", "iterations": "iterations", "alpha": "alpha", "provider": "provider",
                "runs_dir": "runs_dir", "max_cost": "max_cost_usd", "seed": "seed", "prompt": "prompt",
                "alignment": "alignment", "ranking": "ranking", "judge_samples": "judge_samples"}
@@ -203,17 +205,10 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,
 ) -> None:
     """Run a new search and write a run folder."""
-    from beamsearch.errors import BeamsearchError
+    settings = _resolve(config, _flags(**locals()))  # first, while the locals are the options
+    from beamsearch import app as application
 
-    try:
-        settings = _resolve(config, _flags(prompt=prompt, n=n, m=m, iterations=iterations, alpha=alpha,
-                                           provider=provider, runs_dir=runs_dir, max_cost=max_cost, seed=seed,
-                                           alignment=alignment, ranking=ranking, judge_samples=judge_samples))
-        from beamsearch import app as application
-
-        _drive(settings, json_mode, quiet, lambda listeners: application.start_run(settings, listeners))
-    except BeamsearchError as exc:
-        fail(exc)
+    _drive(settings, json_mode, quiet, lambda listeners: application.start_run(settings, listeners))
 
 
 @app.command()
@@ -227,25 +222,17 @@ def resume(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,
 ) -> None:
     """Continue a stopped run (or extend a finished one): recorded steps are replayed, never paid twice."""
-    from beamsearch.errors import BeamsearchError
+    from beamsearch import app as application
 
+    # opened (and locked) once, before any display, so that every refusal is a clear sentence
+    opened = application.open_for_resume(run_dir, config, _flags(iterations=iterations, max_cost=max_cost))
+    store, settings, _ = opened
     try:
-        from beamsearch import app as application
-        from beamsearch.runs import open_run, read_events
-
-        open_run(run_dir)
-        read_events(run_dir)  # every event checked (and named by line) before anything replays them
-        flags = _flags(iterations=iterations, max_cost=max_cost)
-        store, settings, events = application.open_for_resume(run_dir, config, flags)
-        store.unlock()  # resume_run takes the lock again; checking first gives clear errors before any display
-        for warning in store.warnings:  # e.g. a torn last line cut off: the second opening will not see it
-            typer.echo(f"Warning: {warning}", err=True)
         _check_resumable(run_dir, settings)
-
-        _drive(settings, json_mode, quiet,
-               lambda listeners: application.resume_run(run_dir, config, flags, listeners))
-    except BeamsearchError as exc:
-        fail(exc)
+    except BaseException:
+        store.unlock()
+        raise
+    _drive(settings, json_mode, quiet, lambda listeners: application.resume_opened(opened, listeners))
 
 
 def _check_resumable(run_dir: Path, settings: Any) -> None:
@@ -270,12 +257,8 @@ def show_config(
 ) -> None:
     """Print the resolved settings as YAML (defaults < file < environment). Secrets are never settings."""
     from beamsearch.config import to_yaml
-    from beamsearch.errors import BeamsearchError
 
-    try:
-        typer.echo(to_yaml(_resolve(config, {})), nl=False)
-    except BeamsearchError as exc:
-        fail(exc)
+    typer.echo(to_yaml(_resolve(config, {})), nl=False)
 
 
 def _print_json(data: Any) -> None:
@@ -292,14 +275,9 @@ def show_run(
 ) -> None:
     """Summary, the best candidate, its family tree back to iteration 0 and the cost by service."""
     from beamsearch import display
-    from beamsearch.errors import BeamsearchError
     from beamsearch.runs import show_data
 
-    try:
-        data = show_data(run_dir)
-    except BeamsearchError as exc:
-        fail(exc)
-        return
+    data = show_data(run_dir)
     if json_mode:
         _print_json(data)
     else:
@@ -315,14 +293,9 @@ def list_runs(
 ) -> None:
     """Every run with its status (running, done, stopped, failed), prompt, best score, cost and date; newest first."""
     from beamsearch import display
-    from beamsearch.errors import BeamsearchError
     from beamsearch.runs import list_runs as find_runs
 
-    try:
-        runs = find_runs(runs_dir if runs_dir is not None else _resolve(config, {}).runs_dir)
-    except BeamsearchError as exc:
-        fail(exc)
-        return
+    runs = find_runs(runs_dir if runs_dir is not None else _resolve(config, {}).runs_dir)
     if json_mode:
         _print_json([run.to_dict() for run in runs])
     elif not runs:
@@ -337,17 +310,11 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="The run folder.")],
 ) -> None:
     """(Re)build the run's self-contained report.html from its event log."""
-    from beamsearch.errors import BeamsearchError
     from beamsearch.report import write_report
     from beamsearch.runs import open_run, summarize
 
-    try:
-        store, _ = open_run(run_dir)
-        path = write_report(store, summarize(run_dir))
-    except BeamsearchError as exc:
-        fail(exc)
-        return
-    typer.echo(str(path))
+    store, _ = open_run(run_dir)
+    typer.echo(str(write_report(store, summarize(run_dir))))
 
 
 @app.command("estimate")
@@ -370,18 +337,11 @@ def estimate(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Accepted for symmetry with run; changes nothing.")] = False,
 ) -> None:
     """Calls per service, a cost range and a time lower bound for a run with these options. Calls nothing."""
+    settings = _resolve(config, _flags(**locals()))  # first, while the locals are the options
     from beamsearch import display
-    from beamsearch.errors import BeamsearchError
     from beamsearch.estimate import estimate as plan
 
-    try:
-        settings = _resolve(config, _flags(prompt=prompt, n=n, m=m, iterations=iterations, alpha=alpha,
-                                           provider=provider, runs_dir=runs_dir, max_cost=max_cost, seed=seed,
-                                           alignment=alignment, ranking=ranking, judge_samples=judge_samples))
-        data = plan(settings).to_dict()
-    except BeamsearchError as exc:
-        fail(exc)
-        return
+    data = plan(settings).to_dict()
     if json_mode:
         _print_json(data)
     else:

@@ -368,8 +368,9 @@ class RunStore:
 
     # --- the lock ---------------------------------------------------------------------------------
 
-    def lock(self) -> None:
-        """Make sure no other process writes this run; a second writer gets a clear message."""
+    def lock(self, check_writable: bool = True) -> None:
+        """Make sure no other process writes this run; a second writer gets a clear message. Then (unless
+        the caller does it later, with `check_writable()`) make sure this one can write it."""
         import fcntl
 
         try:
@@ -389,13 +390,14 @@ class RunStore:
         handle.write(f"process {os.getpid()}")
         handle.flush()
         self._lock_handle = handle
-        try:
-            self._check_writable()
-        except BaseException:
-            self.unlock()
-            raise
+        if check_writable:
+            try:
+                self.check_writable()
+            except BaseException:
+                self.unlock()
+                raise
 
-    def _check_writable(self) -> None:
+    def check_writable(self) -> None:
         """A writer finds out now, not after its first paid call, that it cannot write images or events."""
         try:
             if self.images_dir.exists() and not self.images_dir.is_dir():
