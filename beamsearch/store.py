@@ -316,6 +316,17 @@ class RunStore:
         glued to the next event and make the whole log unreadable. A complete one gets its newline; a
         torn one is cut off, as `read_events` does."""
         log = self.path / EVENTS_FILE
+        try:
+            with open(log, "rb") as handle:
+                if handle.seek(0, os.SEEK_END) == 0:
+                    return
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) == b"\n":  # the usual case: one byte read, not the whole log
+                    return
+        except FileNotFoundError:
+            return
+        except OSError:
+            pass  # read_log_bytes below says what is wrong, in one sentence
         raw = read_log_bytes(log)
         if not raw or raw.endswith(b"\n"):
             return
