@@ -6,6 +6,7 @@ Heavy modules (the engine, Pillow, the OpenAI SDK) are imported inside the comma
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -101,57 +102,31 @@ def _flags(**values: Any) -> dict[str, Any]:
 
 
 def _resolve(config: Path | None, flags: dict[str, Any]) -> Any:
-    from beamsearch.config import resolve
+    from beamsearch.precedence import resolve
 
     return resolve(config, flags)
 
 
-def run_with_interrupts(coroutine_factory: Any) -> Any:
-    """Run the search; a first Ctrl-C cancels in-flight calls and lets the run record its stop, a second
-    one exits at once."""
-    import asyncio
-    import signal
-
-    async def main() -> Any:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        presses = {"count": 0}
-
-        def on_interrupt() -> None:
-            presses["count"] += 1
-            if presses["count"] > 1:
-                os._exit(130)
-            typer.echo("\nStopping: cancelling calls in flight and saving the log (Ctrl-C again to quit at once)...", err=True)
-            if task is not None:
-                task.cancel()
-
-        try:
-            loop.add_signal_handler(signal.SIGINT, on_interrupt)
-        except (NotImplementedError, RuntimeError):  # not the main thread (e.g. under a test runner)
-            pass
-        inner = asyncio.ensure_future(coroutine_factory())
-        try:
-            return await asyncio.shield(inner)
-        except asyncio.CancelledError:
-            inner.cancel()
-            return await inner
-
-    return asyncio.run(main())
+def _stopping_notice(event: Any) -> None:
+    """Ctrl-C (asyncio.run cancels the run, which logs a resumable stop): say what is happening."""
+    if getattr(event, "type", None) == "stopping":
+        typer.echo("\nStopping: calls in flight cancelled, saving the log (Ctrl-C again to quit at once)...", err=True)
 
 
 def _listeners(settings: Any, json_mode: bool, quiet: bool) -> tuple[list[Any], Any]:
     from beamsearch import display
 
+    listeners: list[Any] = [_stopping_notice]
     if json_mode:
-        return [display.JsonDisplay()], None
+        return [*listeners, display.JsonDisplay()], None
     if quiet:
-        return [], None
+        return listeners, None
     if sys.stdout.isatty():
         label = "provider: " + ("simulator (offline; images and scores are simulated)" if settings.provider == "sim"
                                 else "openai-compatible")
         live = display.LiveDisplay(console(), settings.m, label, settings.iterations, settings.max_cost_usd)
-        return [live], live
-    return [display.PlainDisplay()], None
+        return [*listeners, live], live
+    return [*listeners, display.PlainDisplay()], None
 
 
 def _finish(result: Any, json_mode: bool) -> None:
@@ -165,23 +140,46 @@ def _finish(result: Any, json_mode: bool) -> None:
     else:
         console().print(display.result_table(result.summary, run_dir))
     if result.error is not None:
-        from beamsearch.errors import Interrupted
-
-        resumable = result.status == "stopped" or isinstance(result.error, Interrupted)
-        typer.echo(f"Error: {result.error.message}" if not isinstance(result.error, Interrupted) else "Interrupted.", err=True)
-        if resumable or result.status == "failed":
+        typer.echo(f"Error: {result.error.message}", err=True)
+        if result.status in ("stopped", "failed"):
             typer.echo(f"Resume with: beamsearch resume {run_dir}", err=True)
         raise typer.Exit(result.error.exit_code)
 
 
-def _drive(settings: Any, json_mode: bool, quiet: bool, start: Any) -> None:
-    """Run `start(listeners)` under the right display and Ctrl-C handling, then print the result."""
-    listeners, live = _listeners(settings, json_mode, quiet)
-    if live is not None:
-        with live:
-            result = run_with_interrupts(lambda: start(listeners))
-    else:
-        result = run_with_interrupts(lambda: start(listeners))
+def _interrupted(run_dir: Path, json_mode: bool) -> None:
+    """After Ctrl-C: the run logged its stop; show where it stands and how to go on, exit 130."""
+    from beamsearch import display
+    from beamsearch.errors import Interrupted
+    from beamsearch.runs import summarize
+
+    try:
+        summary = summarize(run_dir)
+    except Exception:  # a second Ctrl-C may have cut the log short: the resume line is what matters
+        summary = None
+    if summary is not None:
+        if json_mode:
+            display.JsonDisplay()(display.result_event(summary, str(run_dir), Interrupted.exit_code))
+        else:
+            console().print(display.result_table(summary, str(run_dir)))
+    typer.echo("Interrupted.", err=True)
+    typer.echo(f"Resume with: beamsearch resume {run_dir}", err=True)
+    raise typer.Exit(Interrupted.exit_code)
+
+
+def _drive(opened: Any, json_mode: bool, quiet: bool) -> None:
+    """Run one session of `opened` under the right display, then print the result. Ctrl-C is asyncio.run's
+    own: the first cancels the run (which logs a resumable stop and ends as KeyboardInterrupt here), a
+    second one interrupts at once."""
+    import asyncio
+
+    from beamsearch import app as application
+
+    listeners, live = _listeners(opened.settings, json_mode, quiet)
+    try:
+        with live if live is not None else contextlib.nullcontext():
+            result = asyncio.run(application.run_opened(opened, listeners))
+    except KeyboardInterrupt:
+        _interrupted(opened.store.path, json_mode)
     _finish(result, json_mode)
 
 
@@ -208,7 +206,7 @@ def run(
     settings = _resolve(config, _flags(**locals()))  # first, while the locals are the options
     from beamsearch import app as application
 
-    _drive(settings, json_mode, quiet, lambda listeners: application.start_run(settings, listeners))
+    _drive(application.open_new_run(settings), json_mode, quiet)
 
 
 @app.command()
@@ -226,13 +224,12 @@ def resume(
 
     # opened (and locked) once, before any display, so that every refusal is a clear sentence
     opened = application.open_for_resume(run_dir, config, _flags(iterations=iterations, max_cost=max_cost))
-    store, settings, _ = opened
     try:
-        _check_resumable(run_dir, settings)
+        _check_resumable(run_dir, opened.settings)
     except BaseException:
-        store.unlock()
+        opened.store.unlock()
         raise
-    _drive(settings, json_mode, quiet, lambda listeners: application.resume_opened(opened, listeners))
+    _drive(opened, json_mode, quiet)
 
 
 def _check_resumable(run_dir: Path, settings: Any) -> None:
@@ -243,7 +240,9 @@ def _check_resumable(run_dir: Path, settings: Any) -> None:
     if not settings.prompt:
         raise RunFolderError(f"{run_dir} was saved without a prompt, so it cannot be resumed; "
                              "start a new run with beamsearch run --prompt \"your idea\".")
-    for role in ("text", "image", "vision"):
+    from beamsearch.roles import ROLES
+
+    for role in ROLES:
         env = getattr(settings, role).api_key_env
         if settings.role_provider(role) != "sim" and not os.environ.get(env, "").strip():
             raise SettingsError(f"Resuming this run needs an API key for its {role} role in the environment variable "
@@ -256,7 +255,7 @@ def show_config(
     config: ConfigOption = None,
 ) -> None:
     """Print the resolved settings as YAML (defaults < file < environment). Secrets are never settings."""
-    from beamsearch.config import to_yaml
+    from beamsearch.precedence import to_yaml
 
     typer.echo(to_yaml(_resolve(config, {})), nl=False)
 

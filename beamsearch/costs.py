@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from beamsearch.errors import BudgetExhausted, SettingsError
 from beamsearch.providers.base import Usage
+from beamsearch.roles import ROLES, billed_model
 
 SHIPPED = "the built-in price table (beamsearch/prices.yaml)"
 # a finite YAML number of dollars: `true`, "0.04" and .nan are mistakes, not prices
@@ -96,14 +97,9 @@ def load_prices(override: Path | None = None, *, check: Any = None,
     return table
 
 
-def billed_model(settings: Any, service: str) -> str:
-    """The model name a role's calls are priced by (the simulator bills as sim-<service>)."""
-    return f"sim-{service}" if settings.role_provider(service) == "sim" else getattr(settings, service).model
-
-
 def unpriced_models(settings: Any, prices: dict[str, dict[str, float]]) -> list[str]:
     """Models of real (non-simulated) roles that the price table does not know: their calls count as $0."""
-    return sorted({billed_model(settings, s) for s in ("text", "image", "vision")
+    return sorted({billed_model(settings, s) for s in ROLES
                    if settings.role_provider(s) != "sim" and not price_of(prices, billed_model(settings, s))})
 
 

@@ -5,7 +5,6 @@ never steer the search.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import IO, Any
@@ -15,67 +14,96 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from beamsearch.events import (
+    AttemptFailed,
+    Candidate,
+    Event,
+    IterationStarted,
+    LaneFailed,
+    Ranked,
+    Ranking,
+    Result,
+    RunFinished,
+    RunStarted,
+    StageChanged,
+    Step,
+)
+from beamsearch.view import RunView
+
 LANE_ROWS_UP_TO = 16
 STAGES = ("expand", "critique", "refine", "combine", "image", "judge", "done", "failed")
 FINISHED = ("done", "failed")
 
 
 class Tracker:
-    """Folds progress events into the state a display shows."""
+    """Folds events into the state a display shows: the run's view (scores, rankings, spend of this
+    session) plus what only progress events tell (each lane's stage, retries)."""
 
     def __init__(self, m: int = 3, iterations: int | None = None, max_cost: float | None = None) -> None:
         self.m = m
         self.iterations = iterations
         self.max_cost = max_cost
+        self.view = RunView()
         self.iteration = 0
         self.dimension = "expand"
         self.lanes: dict[str, dict[str, Any]] = {}
-        self.spent = 0.0
+        self.spent_before = 0.0  # a resumed run replays its paid steps silently: start from what they cost
         self.retries = 0
         self.best: tuple[str, float] | None = None
         self.survivors: list[str] = []
-        self.scores: dict[str, float] = {}
-        self.steps_done = 0
         self.started = time.monotonic()
 
-    def update(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        now = time.monotonic()
-        if kind == "run_started":  # a resumed run replays its paid steps silently: start from what they cost
-            self.spent = float(event.get("spent_usd", 0.0) or 0.0)
-        elif kind == "iteration_started":
-            self.iteration, self.dimension = event["iteration"], event["dimension"]
+    @property
+    def spent(self) -> float:
+        return self.spent_before + self.view.spent
+
+    @property
+    def steps_done(self) -> int:
+        return sum(u.calls for u in self.view.usage.values())
+
+    def update(self, event: Event) -> None:
+        self.view.apply(event)
+        if isinstance(event, RunStarted):
+            self.spent_before = event.spent_usd
+        elif isinstance(event, IterationStarted):
+            self.iteration, self.dimension = event.iteration, event.dimension
             self.lanes = {}
-        elif kind == "stage":
-            lane = self.lanes.setdefault(event["id"], {"parent": event.get("parent"), "started": now})
-            lane["stage"] = event["stage"]
-            for name in ("total", "alignment", "aesthetic", "error"):
-                if name in event:
-                    lane[name] = event[name]
-            if event["stage"] in FINISHED:
-                lane["finished"] = now
-            if event["stage"] == "done" and "total" in event:
-                self._scored(event["id"], event["total"])
-        elif kind == "step":
-            self.spent += event.get("cost", 0.0)
-            self.steps_done += 1
-        elif kind == "attempt_failed":
+        elif isinstance(event, StageChanged):
+            self._stage(event)
+        elif isinstance(event, AttemptFailed):
             self.retries += 1
-        elif kind == "candidate":
-            self._scored(event["id"], event["total"])
-        elif kind == "ranked":
-            self.best = (event["best"], event["best_total"])
-            self.survivors = list(event["survivors"])
+        elif isinstance(event, Candidate):
+            self._scored(event.id, event.total)
+        elif isinstance(event, Ranked):
+            self.best = (event.best, event.best_total)
+            self.survivors = list(event.survivors)
+
+    def _stage(self, event: StageChanged) -> None:
+        now = time.monotonic()
+        lane = self.lanes.setdefault(event.id, {"parent": event.parent, "started": now})
+        lane["stage"] = event.stage
+        for name in ("total", "alignment", "aesthetic", "error"):
+            if getattr(event, name) is not None:
+                lane[name] = getattr(event, name)
+        if event.stage in FINISHED:
+            lane["finished"] = now
+        if event.stage == "done" and event.total is not None:
+            self._scored(event.id, event.total)
 
     def _scored(self, cid: str, total: float) -> None:
-        self.scores[cid] = total
         if self.best is None or total > self.best[1] or (total == self.best[1] and _order(cid) < _order(self.best[0])):
             self.best = (cid, total)
+
+    def score_of(self, cid: str) -> float | None:
+        if cid in self.view.candidates:
+            return self.view.candidates[cid].total
+        lane = self.lanes.get(cid, {})
+        return lane.get("total")
 
     def top(self) -> list[tuple[str, float]]:
         """The beam if the iteration were ranked now: this iteration's scored lanes plus the survivors."""
         pool = {cid for cid, lane in self.lanes.items() if lane.get("stage") == "done"} | set(self.survivors)
-        scored = [(cid, self.scores[cid]) for cid in pool if cid in self.scores]
+        scored = [(cid, total) for cid in pool if (total := self.score_of(cid)) is not None]
         return sorted(scored, key=lambda item: (-item[1], _order(item[0])))[: self.m]
 
     def counts(self) -> dict[str, int]:
@@ -126,7 +154,7 @@ class LiveDisplay:
         self.live.refresh()
         self.live.__exit__(*exc)
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: Event) -> None:
         self.tracker.update(event)  # the live view redraws itself a few times a second
 
     def render(self) -> Group:
@@ -163,30 +191,28 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def plain_line(event: dict[str, Any]) -> str | None:
+def plain_line(event: Event) -> str | None:
     """The one line a finished step (or candidate, ranking, run boundary) prints when stdout is no terminal."""
-    kind = event.get("type")
-    if kind == "step":
-        return (f"step {event['key']} ({event['service']}) done in {event['elapsed']:.2f}s, "
-                f"attempts {event['attempts']}, ${event['cost']:.4f}")
-    if kind == "attempt_failed":
-        return f"retry {event['key']} attempt {event['attempt']} failed: {event['error']}"
-    if kind == "candidate":
-        return (f"candidate {event['id']} total {event['total']:.1f} (alignment {event['alignment']:.0f}, "
-                f"aesthetic {event['aesthetic']:.1f})")
-    if kind == "lane_failed":
-        return f"candidate {event['id']} failed: {event['error']}"
-    if kind == "ranking":
-        best = event["pool"][0] if event.get("pool") else None
-        tail = f"; best {best[0]} {best[1]:.1f}" if best else ""
-        return f"iteration {event['iteration']} ranked: survivors {', '.join(event['survivors'])}{tail}"
-    if kind == "iteration_started":
-        return f"iteration {event['iteration']} started ({event['dimension']}, {event.get('lanes', '?')} lanes)"
-    if kind == "run_started":
-        spent = event.get("spent_usd") or 0.0
-        return f"run resumed (${spent:.4f} spent before)" if event.get("resumed") else "run started"
-    if kind == "run_finished":
-        return f"run {event['status']}: {event.get('reason', '')} (spent ${event.get('cost_usd', 0):.4f})"
+    if isinstance(event, Step):
+        return (f"step {event.key} ({event.service}) done in {event.elapsed:.2f}s, "
+                f"attempts {event.attempts}, ${event.cost:.4f}")
+    if isinstance(event, AttemptFailed):
+        return f"retry {event.key} attempt {event.attempt} failed: {event.error}"
+    if isinstance(event, Candidate):
+        return (f"candidate {event.id} total {event.total:.1f} (alignment {event.alignment:.0f}, "
+                f"aesthetic {event.aesthetic:.1f})")
+    if isinstance(event, LaneFailed):
+        return f"candidate {event.id} failed: {event.error}"
+    if isinstance(event, Ranking):
+        best = event.pool[0] if event.pool else None
+        tail = f"; best {best[0]} {best[1]:.1f}" if best and best[1] is not None else ""
+        return f"iteration {event.iteration} ranked: survivors {', '.join(event.survivors)}{tail}"
+    if isinstance(event, IterationStarted):
+        return f"iteration {event.iteration} started ({event.dimension}, {event.lanes} lanes)"
+    if isinstance(event, RunStarted):
+        return f"run resumed (${event.spent_usd:.4f} spent before)" if event.resumed else "run started"
+    if isinstance(event, RunFinished):
+        return f"run {event.status}: {event.reason} (spent ${event.cost_usd:.4f})"
     return None
 
 
@@ -196,35 +222,32 @@ class PlainDisplay:
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: Event) -> None:
         line = plain_line(event)
         if line:
             print(line, file=self.stream or sys.stdout, flush=True)
 
 
 class JsonDisplay:
-    """Every event as one JSON object per line on stdout, and nothing else there. Events the log does not
-    keep (stage, ranked, ...) get their time stamp here, so that every line has `type` and `ts`."""
+    """Every event as one JSON object per line on stdout, and nothing else there."""
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        if "ts" not in event:
-            event = {**event, "ts": round(time.time(), 3)}
+    def __call__(self, event: Event) -> None:
         stream = self.stream or sys.stdout
-        stream.write(json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=str) + "\n")
+        stream.write(event.to_line() + "\n")
         stream.flush()
 
 
-def result_event(summary: dict[str, Any], run_dir: str, exit_code: int) -> dict[str, Any]:
+def result_event(summary: dict[str, Any], run_dir: str, exit_code: int) -> Result:
     """The last line of `run --json`: where the run is and what it found."""
     best = summary.get("best") or None
-    return {"type": "result", "run_dir": run_dir, "status": summary.get("status"), "reason": summary.get("reason"),
-            "exit_code": exit_code, "cost_usd": summary.get("cost_usd", 0.0),
-            "best": None if best is None else {k: best.get(k) for k in ("id", "total", "alignment", "aesthetic", "what",
-                                                                      "how", "prompt", "image")},
-            "lineage": summary.get("lineage", []), "ts": round(time.time(), 3)}
+    return Result(run_dir=run_dir, status=summary.get("status"), reason=summary.get("reason"), exit_code=exit_code,
+                  cost_usd=summary.get("cost_usd", 0.0),
+                  best=None if best is None else {k: best.get(k) for k in ("id", "total", "alignment", "aesthetic",
+                                                                          "what", "how", "prompt", "image")},
+                  lineage=summary.get("lineage", []))
 
 
 def result_table(summary: dict[str, Any], run_dir: str) -> Table:

@@ -11,56 +11,25 @@ the answers, so replaying recorded answers reaches exactly the same state.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from beamsearch.errors import BeamsearchError, CallError, RunFailed
+from beamsearch.events import (
+    Candidate,
+    Event,
+    IterationStarted,
+    LaneFailed,
+    Ranked,
+    Ranking,
+    StageChanged,
+    now,
+)
 from beamsearch.judging import Judging, JudgingSettings
+from beamsearch.schedule import children_per_parent, dimension_of
 from beamsearch.together import all_settled
-
-
-@dataclass
-class Candidate:
-    id: str
-    iteration: int
-    index: int
-    parent: str | None
-    what: str = ""
-    how: str = ""
-    prompt: str = ""
-    image: str | None = None
-    revised_prompt: str | None = None
-    rephrases: list[str] = field(default_factory=list)
-    alignment: float = 0.0
-    aesthetic: float = 0.0
-    total: float = 0.0
-    alignment_notes: str = ""
-    aesthetic_notes: str = ""
-    found: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    weak: list[str] = field(default_factory=list)
-    critique: str | None = None
-    status: str = "pending"
-    error: str | None = None
-    checks: dict[str, bool] = field(default_factory=dict)  # checklist question id -> counts as yes
-    judge_samples: dict[str, list[float]] = field(default_factory=dict)  # judge -> its k scores (k > 1)
-    judge_spread: dict[str, float] = field(default_factory=dict)  # judge -> std. dev. of its k scores
-
-    @property
-    def order(self) -> tuple[int, int]:
-        return (self.iteration, self.index)
-
-    def to_event(self) -> dict[str, Any]:
-        """The candidate as a log event. Copies one level by hand: `dataclasses.asdict` deep-copies every
-        value and was a visible share of the engine's CPU per candidate at large N."""
-        event: dict[str, Any] = {"type": "candidate"}
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            if isinstance(value, dict):
-                value = {k: v.copy() if isinstance(v, list) else v for k, v in value.items()}
-            event[name] = value.copy() if isinstance(value, list) else value
-        return event
 
 
 @dataclass
@@ -97,20 +66,8 @@ class StepsLike(Protocol):
     async def annotate(self, image: str, entries: dict[str, str]) -> None: ...
 
 
-Journal = Callable[[str, dict[str, Any]], None]
-Notify = Callable[[dict[str, Any]], None]
-
-
-def dimension_of(iteration: int) -> str | None:
-    """Iteration 0 expands both; odd iterations refine WHAT, even ones HOW."""
-    if iteration == 0:
-        return None
-    return "what" if iteration % 2 == 1 else "how"
-
-
-def children_per_parent(n: int, parents: int) -> list[int]:
-    """N // P each, and the first N % P parents one more, so that there are exactly N children."""
-    return [n // parents + (1 if i < n % parents else 0) for i in range(parents)]
+Journal = Callable[[Event], None]
+Notify = Callable[[Event], None]
 
 
 def total_score(alignment: float, aesthetic: float, alpha: float) -> float:
@@ -138,8 +95,8 @@ class Engine:
         return f"i{iteration}c{index:0{self.width}d}"
 
     def _stage(self, candidate: Candidate, stage: str, **extra: Any) -> None:
-        self.notify({"type": "stage", "id": candidate.id, "parent": candidate.parent, "iteration": candidate.iteration,
-                     "stage": stage, **extra})
+        self.notify(StageChanged(id=candidate.id, parent=candidate.parent, iteration=candidate.iteration, stage=stage,
+                                 **extra))
 
     # --- one lane ---------------------------------------------------------------------------------
 
@@ -161,7 +118,8 @@ class Engine:
         c.status = "done"
         await self.steps.annotate(c.image, {"beamsearch:alignment": str(c.alignment), "beamsearch:aesthetic": str(c.aesthetic),
                                       "beamsearch:total": str(c.total)})
-        self.journal(f"candidate:{c.id}", c.to_event())
+        c.ts = now()
+        self.journal(c)
         self._stage(c, "done", total=c.total, alignment=c.alignment, aesthetic=c.aesthetic)
         return c
 
@@ -174,8 +132,7 @@ class Engine:
             c.status, c.error = "stopped", exc.message
         except CallError as exc:
             c.status, c.error = "failed", exc.message
-            self.journal(f"lane_failed:{c.id}", {"type": "lane_failed", "id": c.id, "iteration": c.iteration,
-                                                 "parent": c.parent, "error": exc.message})
+            self.journal(LaneFailed(id=c.id, iteration=c.iteration, parent=c.parent, error=exc.message))
             self._stage(c, "failed", error=exc.message)
         return c
 
@@ -192,7 +149,7 @@ class Engine:
             )
             await self.process_candidate(c)
 
-        lanes = [Candidate(self.candidate_id(0, j), 0, j, None) for j in range(self.s.n)]
+        lanes = [Candidate(id=self.candidate_id(0, j), iteration=0, index=j) for j in range(self.s.n)]
         return list(await all_settled(*(self._guarded(c, lambda c=c: lane(c)) for c in lanes)))
 
     async def refinement_zone(self, k: int, dimension: str, parents: list[Candidate]) -> list[Candidate]:
@@ -200,7 +157,8 @@ class Engine:
         counts = children_per_parent(self.s.n, len(parents))
         families, index = [], 0
         for parent, count in zip(parents, counts, strict=True):
-            kids = [Candidate(self.candidate_id(k, index + j), k, index + j, parent.id) for j in range(count)]
+            kids = [Candidate(id=self.candidate_id(k, index + j), iteration=k, index=index + j, parent=parent.id)
+                    for j in range(count)]
             index += count
             families.append(self._family(k, dimension, parent, kids))
         return [c for family in await all_settled(*families) for c in family]
@@ -232,48 +190,21 @@ class Engine:
 
     # --- the driver -------------------------------------------------------------------------------
 
-    async def run(self) -> Outcome:
-        self.judging.start()  # a checklist, if one is used, is made while the first lanes expand
-        try:
-            return await self._run()
-        finally:
-            self.judging.stop()
-
-    async def _run(self) -> Outcome:
-        parents: list[Candidate] = []
+    async def run(self, tasks: asyncio.TaskGroup) -> Outcome:
+        """The whole search. Background work (the checklist, made while the first lanes expand) runs as a
+        child of `tasks`, the run's own task group, so it never outlives the run."""
+        self.judging.start(tasks)
         history: list[float] = []
         stop_reason = "completed all iterations"
         done = 0
+        parents: list[Candidate] = []
         for k in range(self.s.iterations):
             dimension = dimension_of(k)
-            self.notify({"type": "iteration_started", "iteration": k, "dimension": dimension or "expand",
-                         "lanes": self.s.n})
+            self.notify(IterationStarted(iteration=k, dimension=dimension, lanes=self.s.n))
             children = await (self.expansion_zone() if k == 0 else self.refinement_zone(k, dimension, parents))
             self.candidates.extend(children)
-            if self._stop is not None:  # every lane has settled, so nothing paid for is lost
-                raise self._stop
-            succeeded = [c for c in children if c.status == "done"]
-            if len(succeeded) < self.s.min_survivors:
-                reasons = sorted({c.error or "" for c in children if c.status == "failed"})
-                raise RunFailed(f"Only {len(succeeded)} of {len(children)} candidates of iteration {k} succeeded "
-                                f"(at least {self.s.min_survivors} needed); last error: {reasons[-1] if reasons else 'none'}.")
-            pool = succeeded + (parents if self.s.elitism else [])
-            ranked, pairwise = await self.judging.rank(k, rank(pool), keep=self.best)
-            parents = ranked[: self.s.m]
-            if pairwise is not None and (self.s.elitism or self.best is None):
-                self.best = ranked[0]  # the pool holds the best so far, and it was among the finalists
-            elif self.best is None or ranked[0].total > self.best.total:
-                self.best = ranked[0]
-            ranking = {
-                "type": "ranking", "iteration": k, "dimension": dimension or "expand",
-                "pool": [[c.id, c.total] for c in ranked], "survivors": [c.id for c in parents],
-                "failed": [c.id for c in children if c.status == "failed"],
-            }
-            if pairwise is not None:
-                ranking.update(pairwise=pairwise, best=self.best.id)
-            self.journal(f"ranking:{k}", ranking)
-            self.notify({"type": "ranked", "iteration": k, "survivors": [c.id for c in parents],
-                         "best": self.best.id, "best_total": self.best.total})
+            parents = await self._barrier(k, dimension, children, parents)
+            assert self.best is not None
             history.append(self.best.total)
             done = k + 1
             if self.s.target_score is not None and self.best.total >= self.s.target_score:
@@ -284,6 +215,32 @@ class Engine:
                     stop_reason = f"no improvement of {self.s.min_improvement} in {self.s.patience} iterations"
                     break
         return Outcome(self.best, self.candidates, done, stop_reason)
+
+    async def _barrier(self, k: int, dimension: str, children: list[Candidate],
+                       parents: list[Candidate]) -> list[Candidate]:
+        """Every lane of iteration k has settled: rank the pool, keep the top M, log the ranking."""
+        if self._stop is not None:  # every lane has settled, so nothing paid for is lost
+            raise self._stop
+        succeeded = [c for c in children if c.status == "done"]
+        if len(succeeded) < self.s.min_survivors:
+            reasons = sorted({c.error or "" for c in children if c.status == "failed"})
+            raise RunFailed(f"Only {len(succeeded)} of {len(children)} candidates of iteration {k} succeeded "
+                            f"(at least {self.s.min_survivors} needed); last error: {reasons[-1] if reasons else 'none'}.")
+        pool = succeeded + (parents if self.s.elitism else [])
+        ranked, pairwise = await self.judging.rank(k, rank(pool), keep=self.best)
+        survivors = ranked[: self.s.m]
+        if pairwise is not None and (self.s.elitism or self.best is None):
+            self.best = ranked[0]  # the pool holds the best so far, and it was among the finalists
+        elif self.best is None or ranked[0].total > self.best.total:
+            self.best = ranked[0]
+        self.journal(Ranking(
+            iteration=k, dimension=dimension, pool=[(c.id, c.total) for c in ranked], survivors=[c.id for c in survivors],
+            failed=[c.id for c in children if c.status == "failed"], pairwise=pairwise,
+            best=self.best.id if pairwise is not None else None,
+        ))
+        self.notify(Ranked(iteration=k, survivors=[c.id for c in survivors], best=self.best.id,
+                           best_total=self.best.total))
+        return survivors
 
 
 def _raise(exc: BaseException) -> Any:

@@ -11,9 +11,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from beamsearch.costs import cost_of, load_prices, price_of
-from beamsearch.limits import SERVICES
+from beamsearch.costs import billed_model, cost_of, load_prices, price_of
+from beamsearch.limits import rate_window
 from beamsearch.providers.base import Usage
+from beamsearch.roles import ROLES
+from beamsearch.schedule import EXPAND, dimension_of
 
 # Which service answers each task (the last part of a step key, without the dimension suffix).
 TASK_SERVICE = {
@@ -64,7 +66,7 @@ class IterationPlan:
     fewest: dict[str, int] = field(default_factory=dict)
 
     def by_service(self, fewest: bool = False) -> dict[str, int]:
-        counts = dict.fromkeys(SERVICES, 0)
+        counts = dict.fromkeys(ROLES, 0)
         for task, count in self.calls.items():
             counts[TASK_SERVICE[task]] += self.fewest.get(task, count) if fewest else count
         return counts
@@ -75,7 +77,7 @@ class CallPlan:
     iterations: list[IterationPlan]
 
     def by_service(self, fewest: bool = False) -> dict[str, int]:
-        counts = dict.fromkeys(SERVICES, 0)
+        counts = dict.fromkeys(ROLES, 0)
         for plan in self.iterations:
             for service, count in plan.by_service(fewest).items():
                 counts[service] += count
@@ -113,13 +115,13 @@ def plan_calls(settings: Any) -> CallPlan:
     alignment = "judge_checklist" if getattr(settings, "alignment", "rating") == "checklist" else "judge_alignment"
     per_candidate = {"combine": 1, "image": 1, alignment: samples, "judge_aesthetic": samples}
     judge_chain = ["image", "vision"]
-    plans = [IterationPlan(0, "expand", {"expand": 2 * n, **{t: c * n for t, c in per_candidate.items()}},
+    plans = [IterationPlan(0, EXPAND, {"expand": 2 * n, **{t: c * n for t, c in per_candidate.items()}},
                            ["text", "text", *judge_chain])]
     if alignment == "judge_checklist":
         plans[0].calls["checklist"] = 1  # once per run, while the first lanes expand
     for k in range(1, settings.iterations):
         calls = {"critique": m, "refine": n, **{t: c * n for t, c in per_candidate.items()}}
-        plans.append(IterationPlan(k, "what" if k % 2 == 1 else "how", calls, ["text", "text", "text", *judge_chain]))
+        plans.append(IterationPlan(k, dimension_of(k), calls, ["text", "text", "text", *judge_chain]))
     if getattr(settings, "ranking", "scores") == "pairwise":
         for plan in plans:
             pool = n + (m if plan.iteration > 0 and settings.elitism else 0)
@@ -161,21 +163,16 @@ def _usage_range(task: str, model: str, settings: Any) -> tuple[Usage, Usage]:
             Usage(model, IMAGE_PROMPT_TOKENS[1], image_output_tokens=round(high_out), images=1))
 
 
-def model_of(settings: Any, service: str) -> str:
-    """The model name the price table is looked up by (the simulator bills as sim-<service>)."""
-    return f"sim-{service}" if settings.role_provider(service) == "sim" else getattr(settings, service).model
-
-
 def cost_range(plan: CallPlan, settings: Any, prices: dict[str, dict[str, float]]) -> dict[str, Any]:
     """Low and high dollars per service for the plan, and the models the price table does not know."""
-    by_service = {s: [0.0, 0.0] for s in SERVICES}
+    by_service = {s: [0.0, 0.0] for s in ROLES}
     fewest = plan.by_task(fewest=True)
     for task, count in plan.by_task().items():
         service = TASK_SERVICE[task]
-        low, high = _usage_range(task, model_of(settings, service), settings)
+        low, high = _usage_range(task, billed_model(settings, service), settings)
         by_service[service][0] += fewest[task] * cost_of(low, prices)
         by_service[service][1] += count * cost_of(high, prices)
-    unpriced = sorted({model_of(settings, s) for s in SERVICES if not price_of(prices, model_of(settings, s))})
+    unpriced = sorted({billed_model(settings, s) for s in ROLES if not price_of(prices, billed_model(settings, s))})
     return {
         "low_usd": round(sum(v[0] for v in by_service.values()), 4),
         "high_usd": round(sum(v[1] for v in by_service.values()), 4),
@@ -190,7 +187,7 @@ def cost_range(plan: CallPlan, settings: Any, prices: dict[str, dict[str, float]
 def latencies(settings: Any) -> dict[str, float]:
     """Seconds per call assumed for each service: the simulator's configured mean, else a typical value."""
     return {s: getattr(settings.sim.latency, s).mean if settings.role_provider(s) == "sim" else TYPICAL_LATENCY[s]
-            for s in SERVICES}
+            for s in ROLES}
 
 
 def _around(chain: list[str], service: str, latency: dict[str, float]) -> tuple[float, float]:
@@ -204,10 +201,7 @@ def _around(chain: list[str], service: str, latency: dict[str, float]) -> tuple[
 def _window(settings: Any, service: str) -> tuple[int, float] | None:
     """(starts allowed per window, window seconds) exactly as the limiter enforces a service's rpm."""
     rpm = getattr(settings.limits, service).rpm
-    if not rpm:
-        return None
-    allowed = max(1, int(rpm * settings.limits.window_s / 60.0))
-    return allowed, allowed * 60.0 / rpm
+    return rate_window(rpm, settings.limits.window_s) if rpm else None
 
 
 def time_lower_bound(plan: CallPlan, settings: Any) -> dict[str, Any]:
@@ -277,7 +271,7 @@ def estimate(settings: Any) -> Estimate:
     if cost["unpriced_models"]:
         notes.append(f"No price is known for {', '.join(cost['unpriced_models'])}; their calls count as $0 "
                      "(add them to a price table with `prices: FILE`).")
-    if any(settings.role_provider(s) == "sim" for s in SERVICES):
+    if any(settings.role_provider(s) == "sim" for s in ROLES):
         notes.append("The simulator charges simulated prices; nothing is really paid.")
     fewest = plan.by_task(fewest=True).get("judge_pairwise")
     if fewest is not None:

@@ -27,6 +27,7 @@ from beamsearch.errors import (
     RunFailed,
     StepFailed,
 )
+from beamsearch.events import AttemptFailed, Event, Step, StepFailure, UsageRecord
 from beamsearch.limits import RetryPolicy, ServiceLimiter
 from beamsearch.providers.base import Usage
 
@@ -42,7 +43,7 @@ class StepAnswer:
 
 
 Attempt = Callable[[], Awaitable[StepAnswer]]
-Record = Callable[[dict[str, Any]], None]
+Record = Callable[[Event], None]
 
 
 class Gate:
@@ -54,10 +55,10 @@ class Gate:
         budget: Budget,
         prices: dict[str, dict[str, float]],
         models: dict[str, str],
-        recorded: dict[str, dict[str, Any]],
+        recorded: dict[str, Step],
         record: Record,
         notify: Record | None = None,
-        failed: dict[str, dict[str, Any]] | None = None,
+        failed: dict[str, StepFailure] | None = None,
         timeouts: dict[str, float | None] | None = None,
     ) -> None:
         self.limiters = limiters
@@ -98,14 +99,14 @@ class Gate:
         that follows from it), so the step runs live. A step that finally failed is recorded too, and a
         settled failure (see `failed`) fails again on replay instead of being asked again."""
         recorded = self.recorded.get(key)
-        if (recorded is not None and _same_inputs(recorded, inputs)
-                and (still_valid is None or still_valid(recorded["result"]))):
+        if (recorded is not None and _same_inputs(recorded.inputs, inputs)
+                and (still_valid is None or still_valid(recorded.result))):
             self.replayed[service] += 1
-            return recorded["result"]
+            return recorded.result
         failure = self.failed.get(key)
-        if failure is not None and _same_inputs(failure, inputs):
+        if failure is not None and _same_inputs(failure.inputs, inputs):
             self.replayed[service] += 1
-            raise StepFailed(failure["error"])
+            raise StepFailed(failure.error)
         limiter = self.limiters[service]
         estimate = typical_cost(service, self.models.get(service, ""), self.prices)
         started = time.monotonic()
@@ -116,26 +117,17 @@ class Gate:
             except RetryableError as first:
                 answer, number = await self._retry(key, service, limiter, estimate, attempt, first)
         except CallError as exc:  # this step is over: its lane fails, and the log says so
-            failed: dict[str, Any] = {"type": "step_failed", "key": key, "service": service, "error": exc.message,
-                                      "kind": type(exc).__name__}
-            if inputs is not None:
-                failed["inputs"] = inputs
+            failed = StepFailure(key=key, service=service, error=exc.message, kind=type(exc).__name__, inputs=inputs)
             self._record(failed)
             self.failed[key] = failed
             raise
         cost = cost_of(answer.usage, self.prices) if answer.usage is not None else 0.0
         self.budget.settle(estimate, service, cost)
-        event: dict[str, Any] = {
-            "type": "step", "key": key, "service": service, "result": answer.result,
-            "usage": answer.usage.to_dict() if answer.usage else None, "cost": round(cost, 8),
-            "attempts": number, "elapsed": round(time.monotonic() - started, 4),
-        }
-        if answer.meta:
-            event["meta"] = answer.meta
-        if inputs is not None:
-            event["inputs"] = inputs
-        self._record(event)
-        self.recorded[key] = event
+        step = Step(key=key, service=service, result=answer.result,
+                    usage=UsageRecord(**answer.usage.to_dict()) if answer.usage else None, cost=round(cost, 8),
+                    attempts=number, elapsed=round(time.monotonic() - started, 4), meta=answer.meta, inputs=inputs)
+        self._record(step)
+        self.recorded[key] = step
         return answer.result
 
     def _backoff(self, limiter: ServiceLimiter, attempt_number: int, error: BaseException | None) -> float:
@@ -197,8 +189,8 @@ class Gate:
                     raise RetryableError(f"no whole answer within {limit:g} s") from None
         except RetryableError as exc:
             self.budget.release(estimate)
-            self._notify({"type": "attempt_failed", "key": key, "service": service, "attempt": number,
-                          "error": exc.message, "final": number >= self.policy.max_attempts})
+            self._notify(AttemptFailed(key=key, service=service, attempt=number, error=exc.message,
+                                       final=number >= self.policy.max_attempts))
             raise
         except AuthError as exc:
             self.budget.release(estimate)
@@ -208,6 +200,6 @@ class Gate:
             raise
 
 
-def _same_inputs(event: dict[str, Any], inputs: str | None) -> bool:
+def _same_inputs(recorded: str | None, inputs: str | None) -> bool:
     """A recorded event answers these inputs, or cannot tell (a log written before inputs were kept)."""
-    return inputs is None or event.get("inputs") in (None, inputs)
+    return inputs is None or recorded in (None, inputs)

@@ -31,11 +31,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from beamsearch.errors import BeamsearchError, CallError, InvalidAnswer
+from beamsearch.errors import CallError, InvalidAnswer
+from beamsearch.events import CHECKLIST_KEY, Event, PairwiseVerdict
 from beamsearch.together import all_settled
 
 MAX_QUESTIONS = 40
-CHECKLIST_KEY = "run/checklist"
+__all__ = ["CHECKLIST_KEY", "Judging", "JudgingSettings"]
 
 
 @dataclass
@@ -213,7 +214,7 @@ class Judging:
     """Scores one candidate and ranks a pool with the configured methods, through `steps`."""
 
     def __init__(self, settings: JudgingSettings, steps: Any, idea: str, alpha: float, m: int,
-                 notify: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 notify: Callable[[Event], None] | None = None) -> None:
         self.s = settings
         self.steps = steps
         self.idea = idea
@@ -224,19 +225,27 @@ class Judging:
 
     # the checklist: made once per run, as soon as the run starts, awaited by every lane's judge
 
-    def start(self) -> None:
+    def start(self, tasks: asyncio.TaskGroup) -> None:
+        """Make the checklist (if one is used) in a child task of the run's task group: it is finished,
+        or cancelled and awaited, before the run logs its end, so its paid answer is never lost."""
         if self.s.alignment == "checklist" and self._checklist is None:
-            self._checklist = asyncio.ensure_future(self.steps.checklist(self.idea))
+            self._checklist = asyncio.get_running_loop().create_future()
             self._checklist.add_done_callback(lambda f: f.cancelled() or f.exception())
+            tasks.create_task(self._make_checklist(self._checklist))
+
+    async def _make_checklist(self, made: asyncio.Future[list[dict[str, Any]]]) -> None:
+        try:
+            made.set_result(await self.steps.checklist(self.idea))
+        except asyncio.CancelledError:
+            made.cancel()
+            raise
+        except Exception as exc:  # lanes that wait for it fail with this; the task group is not torn down
+            made.set_exception(exc)
 
     async def checklist(self) -> list[dict[str, Any]]:
-        self.start()
-        assert self._checklist is not None
+        if self._checklist is None:
+            raise RuntimeError("the checklist was not started (Judging.start)")
         return await asyncio.shield(self._checklist)
-
-    def stop(self) -> None:
-        if self._checklist is not None and not self._checklist.done():
-            self._checklist.cancel()
 
     # scoring one candidate
 
@@ -345,26 +354,17 @@ class Judging:
         return reordered + ranked[f:], record
 
     async def _compare(self, k: int, a: Any, b: Any) -> dict[str, Any]:
-        """One pair in both orders at once. Agreeing orders name a winner; disagreeing ones are a tie."""
-        answers = await asyncio.gather(
-            self.steps.judge_pairwise(k, a, b, self.idea, self.alpha),
-            self.steps.judge_pairwise(k, b, a, self.idea, self.alpha),
-            return_exceptions=True,
-        )
-        for answer in answers:  # a run-wide stop (budget, auth) first, then anything unexpected
-            if isinstance(answer, BeamsearchError):
-                raise answer
-        for answer in answers:
-            if isinstance(answer, BaseException) and not isinstance(answer, CallError):
-                raise answer
-        failed = [answer for answer in answers if isinstance(answer, CallError)]
-        if failed:  # a pair that cannot be judged simply gives no result
-            return {"pair": [a.id, b.id], "error": failed[0].message}
-        first, second = answers
+        """One pair in both orders at once. Agreeing orders name a winner; disagreeing ones are a tie;
+        a pair that cannot be judged simply gives no result (a run-wide stop still stops the run)."""
+        try:
+            first, second = await all_settled(self.steps.judge_pairwise(k, a, b, self.idea, self.alpha),
+                                              self.steps.judge_pairwise(k, b, a, self.idea, self.alpha))
+        except CallError as exc:
+            return {"pair": [a.id, b.id], "error": exc.message}
         ab = a.id if first == "first" else b.id
         ba = b.id if second == "first" else a.id
         result: dict[str, Any] = {"pair": [a.id, b.id], "ab": ab, "ba": ba, "agree": ab == ba}
         if ab == ba:
             result["winner"], result["loser"] = ab, (b.id if ab == a.id else a.id)
-        self.notify({"type": "pairwise", "iteration": k, **result})
+        self.notify(PairwiseVerdict(iteration=k, **result))
         return result

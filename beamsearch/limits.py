@@ -17,7 +17,12 @@ from asyncio_throttle import Throttler
 
 from beamsearch.errors import RetryableError
 
-SERVICES = ("text", "image", "vision")
+
+def rate_window(rpm: float, window_s: float) -> tuple[int, float]:
+    """How an rpm is enforced: at most `allowed` starts in any `period` seconds, `allowed` being the
+    starts the rpm admits in `window_s` (at least one), and `period` the time the rpm gives them."""
+    allowed = max(1, int(rpm * window_s / 60.0))
+    return allowed, allowed * 60.0 / rpm
 
 
 class ServiceLimiter:
@@ -30,9 +35,10 @@ class ServiceLimiter:
         self._semaphore = asyncio.Semaphore(concurrency)
         self._start_lock = asyncio.Lock()
         self._throttler: Throttler | None = None
+        self._window: tuple[int, float] | None = None
         if rpm is not None:
-            allowed = max(1, int(rpm * window_s / 60.0))
-            self._throttler = Throttler(rate_limit=allowed, period=allowed * 60.0 / rpm, retry_interval=0.005)
+            self._window = rate_window(rpm, window_s)
+            self._throttler = Throttler(rate_limit=self._window[0], period=self._window[1], retry_interval=0.005)
         self._paused_until = 0.0
         self.in_flight = 0
         self.started = 0
@@ -41,6 +47,16 @@ class ServiceLimiter:
     def pause(self, seconds: float) -> None:
         """Hold every new call of this service for `seconds` (the longest pause asked for wins)."""
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    async def _keep_own_window(self) -> None:
+        """`starts` is our own record of the rate (the throttler's log is private to it). A reading of the
+        clock a moment after the throttler's own could put `allowed + 1` starts a hair inside one period,
+        so the record is held to the same promise: wait out any such hair (microseconds, in practice)."""
+        assert self._window is not None
+        allowed, period = self._window
+        if len(self.starts) >= allowed:
+            while (wait := self.starts[-allowed] + period - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
 
     async def _wait_for_pause(self) -> None:
         while (left := self._paused_until - time.monotonic()) > 0:
@@ -54,10 +70,8 @@ class ServiceLimiter:
                 async with self._start_lock:
                     await self._wait_for_pause()
                     await self._throttler.acquire()
-                    # the very time the throttler logged (and counts against the rate), not a later reading;
-                    # that log is asyncio-throttle's own (private), so fall back to the clock if it moves
-                    logged = getattr(self._throttler, "_task_logs", None)
-                    self.starts.append(logged[-1] if logged else time.monotonic())
+                    await self._keep_own_window()
+                    self.starts.append(time.monotonic())
             else:
                 self.starts.append(time.monotonic())
             self.in_flight += 1

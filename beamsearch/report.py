@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import html
 import json
-import statistics
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
 from beamsearch.errors import RunFolderError
-from beamsearch.store import atomic_write, reason, shown
+from beamsearch.files import atomic_write, reason, shown
+from beamsearch.schedule import dimension_of
 
 REPORT_FILE = "report.html"
 # Candidate fields the cards show in their own places; anything else a judge records is listed generically.
@@ -259,6 +259,44 @@ def _judging(summary: dict[str, Any]) -> str:
     return html
 
 
+def _family_tree(summary: dict[str, Any], candidates: dict[str, dict[str, Any]], run_dir: Path, best_id: str | None) -> str:
+    tree_cards = []
+    for cid in summary.get("lineage", []):
+        c = candidates.get(cid, {"id": cid})
+        k = c.get("iteration", 0)
+        change = "expanded" if k == 0 else f"{dimension_of(k).upper()} refined"
+        if tree_cards:
+            tree_cards.append('<span class="arrow">→</span>')
+        tree_cards.append(_card(c, run_dir, best=cid == best_id, change=change))
+    return f'<div class="tree">{"".join(tree_cards)}</div>' if tree_cards else '<p class="muted">No candidate yet.</p>'
+
+
+def _iteration_section(k: int, it: dict[str, Any], candidates: dict[str, dict[str, Any]],
+                       failed: dict[str, dict[str, Any]], run_dir: Path, best_id: str | None) -> str:
+    """One iteration's grid: its children in ranking order (then its failed lanes), and its figures."""
+    survivors = set(it.get("survivors", []))
+    order = {cid: i for i, (cid, _) in enumerate(it.get("pool", []))}
+    children = [c for c in candidates.values() if c.get("iteration") == k]
+    children.sort(key=lambda c: (order.get(c["id"], len(order)), c.get("index", 0)))
+    scored = len(children)
+    children += sorted((f for f in failed.values() if f.get("iteration") == k), key=lambda f: str(f.get("id")))
+    dimension = it.get("dimension") or dimension_of(k)
+    title = "expansion of the idea" if dimension == "expand" else f"refining {dimension.upper()}"
+    stats = f"{scored} scored, {len(children) - scored} failed"
+    if it:
+        kept_parents = [s for s in it.get("survivors", []) if candidates.get(s, {}).get("iteration") != k]
+        stats += (f" · best child {_score(it.get('children_best'))} · median {_score(it.get('children_median'))}"
+                  f" · survivors {esc(', '.join(it.get('survivors', [])))}")
+        if kept_parents:
+            stats += f" (kept from earlier: {esc(', '.join(kept_parents))})"
+    else:
+        stats += " · not ranked yet"
+    cards = "".join(_card(c, run_dir, survivor=c["id"] in survivors, best=c["id"] == best_id,
+                          rank=(order[c["id"]] + 1) if c["id"] in order else None) for c in children)
+    return (f'<section><h2>Iteration {k}: {esc(title)}</h2><p class="muted">{stats}</p>'
+            f'<div class="grid">{cards}</div></section>')
+
+
 def render_report(summary: dict[str, Any], run_dir: Path) -> str:
     """The whole page as a string (the run folder is needed to link only images that exist)."""
     run_dir = Path(run_dir)
@@ -270,44 +308,11 @@ def render_report(summary: dict[str, Any], run_dir: Path) -> str:
     sim_note = ""
     if "sim" in providers.values():
         sim_note = '<div class="sim">Simulator run: images and scores are simulated offline.</div>'
-
-    tree_cards = []
-    for cid in summary.get("lineage", []):
-        c = candidates.get(cid, {"id": cid})
-        k = c.get("iteration", 0)
-        change = "expanded" if k == 0 else ("WHAT refined" if k % 2 == 1 else "HOW refined")
-        if tree_cards:
-            tree_cards.append('<span class="arrow">→</span>')
-        tree_cards.append(_card(c, run_dir, best=cid == best_id, change=change))
-    tree = f'<div class="tree">{"".join(tree_cards)}</div>' if tree_cards else '<p class="muted">No candidate yet.</p>'
-
-    sections = []
+    tree = _family_tree(summary, candidates, run_dir, best_id)
     ranked = {it["iteration"]: it for it in summary.get("iterations", [])}
-    iterations_seen = sorted({c.get("iteration", 0) for c in candidates.values()} | {f.get("iteration", 0) for f in failed.values()}
-                             | set(ranked))
-    for k in iterations_seen:
-        it = ranked.get(k, {})
-        survivors = set(it.get("survivors", []))
-        order = {cid: i for i, (cid, _) in enumerate(it.get("pool", []))}
-        children = [c for c in candidates.values() if c.get("iteration") == k]
-        children.sort(key=lambda c: (order.get(c["id"], len(order)), c.get("index", 0)))
-        children += sorted((f for f in failed.values() if f.get("iteration") == k), key=lambda f: str(f.get("id")))
-        totals = [c["total"] for c in children if isinstance(c.get("total"), int | float) and c.get("status") != "failed"]
-        dimension = it.get("dimension") or ("expand" if k == 0 else ("what" if k % 2 == 1 else "how"))
-        title = "expansion of the idea" if dimension == "expand" else f"refining {dimension.upper()}"
-        kept_parents = [s for s in it.get("survivors", []) if candidates.get(s, {}).get("iteration") != k]
-        stats = (f"{len(totals)} scored, {len(children) - len(totals)} failed · best child {_score(max(totals) if totals else None)}"
-                 f" · median {_score(statistics.median(totals) if totals else None)}")
-        if it:
-            stats += f" · survivors {esc(', '.join(it.get('survivors', [])))}"
-            if kept_parents:
-                stats += f" (kept from earlier: {esc(', '.join(kept_parents))})"
-        else:
-            stats += " · not ranked yet"
-        cards = "".join(_card(c, run_dir, survivor=c["id"] in survivors, best=c["id"] == best_id,
-                              rank=(order[c["id"]] + 1) if c["id"] in order else None) for c in children)
-        sections.append(f'<section><h2>Iteration {k}: {esc(title)}</h2><p class="muted">{stats}</p>'
-                        f'<div class="grid">{cards}</div></section>')
+    iterations_seen = sorted({c.get("iteration", 0) for c in candidates.values()}
+                             | {f.get("iteration", 0) for f in failed.values()} | set(ranked))
+    sections = [_iteration_section(k, ranked.get(k, {}), candidates, failed, run_dir, best_id) for k in iterations_seen]
 
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

@@ -14,29 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from beamsearch.errors import RunFolderError
-from beamsearch.store import (
-    EVENTS_FILE,
-    LOCK_FILE,
-    RUN_FILE,
-    RunStore,
-    load_run_document,
-    parse_log,
-    read_log_bytes,
-    reason,
-    shown,
-)
+from beamsearch.eventlog import read_log
+from beamsearch.files import reason, shown
+from beamsearch.schedule import dimension_of
+from beamsearch.store import LOCK_FILE, RUN_FILE, RunStore, load_run_document
 from beamsearch.summary import build_summary
+from beamsearch.view import RunView, fold
 
 STATUSES = ("running", "done", "stopped", "failed")
 
 
-def read_events(path: Path) -> list[dict[str, Any]]:
-    """The complete, checked events of a run's log; a last line still being written (or torn) is skipped,
-    never cut. Anything else that is not an event its readers can use is one clear error, the same one
-    `resume` gives."""
-    log = Path(path) / EVENTS_FILE
-    events, _ = parse_log(read_log_bytes(log), log)
-    return events
+def read_view(path: Path) -> RunView:
+    """The fold of a run's log, read without touching it: a last line still being written (or torn) is
+    skipped, never cut; anything else that is not a valid event is the same clear error `resume` gives."""
+    return fold(read_log(Path(path)).events)
 
 
 def is_locked(path: Path) -> bool:
@@ -59,21 +50,15 @@ def is_locked(path: Path) -> bool:
         handle.close()
 
 
-def status_of(path: Path, events: list[dict[str, Any]]) -> tuple[str, str]:
+def status_of(path: Path, view: RunView) -> tuple[str, str]:
     """(status, reason): running if a live process holds the lock; else what the last session's
     `run_finished` says; a session that ended without one (killed, crashed) left the run stopped."""
     if is_locked(path):
         return "running", ""
-    last: dict[str, Any] | None = None
-    for event in events:
-        if event.get("type") == "run_started":
-            last = None
-        elif event.get("type") == "run_finished":
-            last = event
+    last = view.last_finish
     if last is None:
         return "stopped", "ended without a final record (killed or crashed); resumable"
-    status = last.get("status", "done")
-    return (status if status in STATUSES else "failed"), last.get("reason", "")
+    return (last.status if last.status in STATUSES else "failed"), last.reason
 
 
 def open_run(path: Path) -> tuple[RunStore, dict[str, Any]]:
@@ -86,9 +71,9 @@ def summarize(path: Path) -> dict[str, Any]:
     """The run's summary, rebuilt from its log, with the true status (the log alone cannot tell a run in
     progress from one that was killed)."""
     store, document = open_run(path)
-    events = read_events(store.path)
-    summary = build_summary(document, events)
-    summary["status"], summary["reason"] = status_of(store.path, events)
+    view = read_view(store.path)
+    summary = build_summary(document, view)
+    summary["status"], summary["reason"] = status_of(store.path, view)
     summary["run_dir"] = str(store.path)
     summary["created"] = document.get("created")
     summary["version"] = document.get("version")
@@ -162,9 +147,9 @@ def _run_info(path: Path) -> RunInfo | None:
         return _unreadable(path, reason(exc))
     try:
         document = load_run_document(path)
-        events = read_events(path)
-        status, _ = status_of(path, events)
-        summary = build_summary(document, events)
+        view = read_view(path)
+        status, _ = status_of(path, view)
+        summary = build_summary(document, view)
         best = summary.get("best") or {}
         return RunInfo(
             path=str(path), name=path.name, status=status, prompt=summary.get("prompt") or "",
@@ -195,7 +180,7 @@ def family_tree(summary: dict[str, Any]) -> list[dict[str, Any]]:
     for cid in summary.get("lineage", []):
         c = by_id.get(cid, {})
         iteration = c.get("iteration", 0)
-        changed = "expanded" if iteration == 0 else ("what" if iteration % 2 == 1 else "how")
+        changed = "expanded" if iteration == 0 else dimension_of(iteration)
         tree.append({"id": cid, "parent": c.get("parent"), "iteration": iteration, "changed": changed,
                      "total": c.get("total"), "alignment": c.get("alignment"), "aesthetic": c.get("aesthetic"),
                      "what": c.get("what", ""), "how": c.get("how", ""), "critique": c.get("critique"),

@@ -98,23 +98,6 @@ def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
     return fix(raw)
 
 
-def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """A JSON schema in the strict form structured outputs accept: every property required, no extras."""
-    properties: dict[str, Any] = {}
-    for name, field in model.model_fields.items():
-        annotation = field.annotation
-        if annotation is float:
-            spec: dict[str, Any] = {"type": "number"}
-        elif annotation is str:
-            spec = {"type": "string"}
-        else:
-            spec = {"type": "array", "items": {"type": "string"}}
-        if field.description:
-            spec["description"] = field.description
-        properties[name] = spec
-    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
-
-
 def parse_answer(text: str, model: type[BaseModel]) -> BaseModel:
     """Parse and validate a model's JSON answer; any failure is an InvalidAnswer (retried by the gate)."""
     cleaned = text.strip()

@@ -1,26 +1,24 @@
-"""One function per model task. Each renders its template, asks a provider through the gate, and
-parses and validates the answer, so the engine deals only in plain values.
+"""One function per model task. Each says what its task asks and how its answer is read; one path
+(`Steps.ask`) renders the template, builds the request, parses and checks the answer and passes the
+call through the gate, so the engine deals only in plain values.
 
 Step keys are stable names of the work (`i0/c03/expand_what`, `i1/p-i0c02/critique`): the same search
-always asks the same keys, which is what lets resume answer them from the log.
+always asks the same keys, which is what lets resume answer them from the log. Each step also records
+a fingerprint of its inputs (`inputs_of`), so a recorded answer to other inputs is asked again.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import io
-import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from PIL import Image
+from pydantic import BaseModel
 
-from beamsearch import pngmeta
-from beamsearch.errors import ContentPolicyError, InvalidAnswer, StepFailed
+from beamsearch.events import CHECKLIST_KEY
 from beamsearch.gate import Gate, StepAnswer
-from beamsearch.providers.base import ImageRequest, Providers, TextRequest, VisionRequest
+from beamsearch.images import Rendered, RenderSteps
+from beamsearch.providers.base import Providers, TextRequest, VisionRequest
 from beamsearch.schemas import (
     AestheticAnswer,
     AlignmentAnswer,
@@ -31,10 +29,12 @@ from beamsearch.schemas import (
     clean_text,
     parse_answer,
     strict_json_schema,
-    strict_schema,
 )
-from beamsearch.store import RunStore, atomic_write
+from beamsearch.stepkeys import inputs_of, key_of, sample_key
+from beamsearch.store import RunStore
 from beamsearch.templates import Templates
+
+__all__ = ["Critique", "Judgement", "Rendered", "Steps", "inputs_of", "key_of"]
 
 DIMENSIONS = {
     "what": ("WHAT (content)", "Change only the content: subjects, objects, colours, counts, actions, setting. Never style.",
@@ -42,7 +42,6 @@ DIMENSIONS = {
     "how": ("HOW (style)", "Change only the style: lighting, composition, palette, medium, mood. Never add or remove content.",
             "one comma-separated line"),
 }
-MAX_IMAGE_PIXELS = 40_000_000
 
 
 @dataclass
@@ -60,65 +59,75 @@ class Critique:
     suggestions: list[str]
 
 
-@dataclass
-class Rendered:
-    path: str
-    prompt: str
-    revised_prompt: str | None
-    rephrases: list[str]
+@dataclass(frozen=True)
+class Task:
+    """One ask of a text or vision model: which template, which answer, and how to check it.
+
+    `answer` is the pydantic model a structured answer must fit (None: free text); `check` validates
+    what the model alone cannot (a checklist's dependencies), raising InvalidAnswer to retry; `view` is
+    what an offline provider reads instead of the prose (the simulator cannot read English)."""
+
+    key: str
+    task: str
+    variables: dict[str, Any]
+    template: str = ""
+    answer: type[BaseModel] | None = None
+    check: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    images: tuple[str, ...] = ()
+    temperature: float | None = None
+    view: dict[str, Any] | None = None
 
 
-def inputs_of(task: str, *parts: Any) -> str:
-    """A short fingerprint of what a step is asked: its task, its data (not the template's wording, so
-    that editing a prompt file does not make a resume pay again) and the digests of its images."""
-    text = json.dumps([task, *parts], sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def key_of(iteration: int, lane: str, task: str) -> str:
-    return f"i{iteration}/{lane}/{task}"
-
-
-def sample_key(iteration: int, lane: str, task: str, sample: int) -> str:
-    """The k-th independent answer of a judge: the first keeps the plain key, the others add `.s<k>`."""
-    return key_of(iteration, lane, task if sample == 0 else f"{task}.s{sample}")
-
-
-class Steps:
+class Steps(RenderSteps):
     def __init__(self, gate: Gate, providers: Providers, templates: Templates, settings: Any, store: RunStore) -> None:
-        self.gate = gate
-        self.providers = providers
+        super().__init__(gate, providers, store, settings.retries.max_rephrases)
         self.templates = templates
         self.settings = settings
-        self.store = store
-        self.digests: dict[str, str] = {}  # image path -> digest of the bytes the provider returned
 
-    # --- text tasks ------------------------------------------------------------------------------
+    # --- the one path of a model task ---------------------------------------------------------------
 
-    async def _text(self, key: str, task: str, template: str, variables: dict[str, Any], *,
-                    schema: type | None = None, temperature: float | None = None) -> dict[str, Any]:
-        system, user = self.templates.render(template, variables)
-        request = TextRequest(
-            key=key, task=task, system=system, user=user, variables=variables,
-            schema=strict_schema(schema) if schema else None, schema_name=task, temperature=temperature,
-        )
+    async def ask(self, task: Task) -> dict[str, Any]:
+        """Ask `task` through the gate (answered from the log when it is recorded) and return its result."""
+        system, user = self.templates.render(task.template or task.task, task.variables)
+        request_fields = dict(key=task.key, task=task.task, system=system, user=user,
+                              variables=task.view if task.view is not None else task.variables,
+                              schema=strict_json_schema(task.answer) if task.answer else None,
+                              schema_name=task.task, temperature=task.temperature)
+        if task.images:
+            service = "vision"
+            request: TextRequest = VisionRequest(**request_fields,
+                                                 images=tuple(self.store.path / image for image in task.images))
+            call = self.providers.vision.judge
+        else:
+            service, request, call = "text", TextRequest(**request_fields), self.providers.text.complete
 
         async def attempt() -> StepAnswer:
-            answer = await self.providers.text.complete(request)
-            if schema is not None:
-                return StepAnswer(parse_answer(answer.text, schema).model_dump(), answer.usage, answer.meta)
-            return StepAnswer({"text": clean_text(answer.text, task)}, answer.usage, answer.meta)
+            answer = await call(request)  # type: ignore[arg-type]
+            if task.answer is None:
+                result: dict[str, Any] = {"text": clean_text(answer.text, task.task)}
+            else:
+                result = parse_answer(answer.text, task.answer).model_dump()
+            return StepAnswer(task.check(result) if task.check else result, answer.usage, answer.meta)
 
-        return await self.gate.call(key, "text", attempt, inputs=inputs_of(task, variables))
+        digests = [self.digests.get(image, "") for image in task.images]
+        return await self.gate.call(task.key, service, attempt, inputs=inputs_of(task.task, task.variables, *digests))
+
+    async def rephrase(self, iteration: int, lane: str, round_number: int, prompt: str, why: str) -> str:
+        """The LLM's rewording of an image prompt that was refused for content policy (intent kept)."""
+        result = await self.ask(Task(key_of(iteration, lane, f"rephrase.r{round_number}"), "rephrase",
+                                     {"prompt": prompt, "reason": why}))
+        return result["text"]
+
+    # --- text tasks ---------------------------------------------------------------------------------
 
     async def expand(self, iteration: int, lane: str, dimension: str, idea: str) -> str:
         task = f"expand_{dimension}"
-        result = await self._text(key_of(iteration, lane, task), task, task, {"idea": idea, "lane": lane},
-                                  temperature=self.settings.text.temperature)
+        result = await self.ask(Task(key_of(iteration, lane, task), task, {"idea": idea, "lane": lane},
+                                     temperature=self.settings.text.temperature))
         return result["text"]
 
     async def combine(self, iteration: int, lane: str, what: str, how: str) -> str:
-        result = await self._text(key_of(iteration, lane, "combine"), "combine", "combine", {"what": what, "how": how})
+        result = await self.ask(Task(key_of(iteration, lane, "combine"), "combine", {"what": what, "how": how}))
         return result["text"]
 
     async def critique(self, iteration: int, parent: Any, dimension: str, idea: str) -> Critique:
@@ -129,17 +138,9 @@ class Steps:
             "alignment_notes": parent.alignment_notes or "none", "aesthetic_notes": parent.aesthetic_notes or "none",
             "missing": "; ".join(parent.missing) or "nothing", "weak": ", ".join(parent.weak) or "none",
         }
-        sim_view = {**variables, "missing": parent.missing, "weak": parent.weak}
-        system, user = self.templates.render("critique", variables)
-        key = key_of(iteration, f"p-{parent.id}", "critique")
-        request = TextRequest(key=key, task="critique", system=system, user=user, variables=sim_view,
-                              schema=strict_schema(CritiqueAnswer), schema_name="critique")
-
-        async def attempt() -> StepAnswer:
-            answer = await self.providers.text.complete(request)
-            return StepAnswer(parse_answer(answer.text, CritiqueAnswer).model_dump(), answer.usage, answer.meta)
-
-        result = await self.gate.call(key, "text", attempt, inputs=inputs_of("critique", variables))
+        result = await self.ask(Task(key_of(iteration, f"p-{parent.id}", "critique"), "critique", variables,
+                                     answer=CritiqueAnswer,
+                                     view={**variables, "missing": parent.missing, "weak": parent.weak}))
         return Critique(result["critique"], list(result["suggestions"]))
 
     async def refine(self, iteration: int, lane: str, dimension: str, parent: Any, critique: Critique, idea: str) -> str:
@@ -151,125 +152,33 @@ class Steps:
             "suggestions": "\n".join(f"- {s}" for s in critique.suggestions),
             "what": parent.what, "how": parent.how,
         }
-        system, user = self.templates.render("refine", variables)
-        key = key_of(iteration, lane, f"refine_{dimension}")
-        request = TextRequest(key=key, task="refine", system=system, user=user,
-                              variables={**variables, "suggestions": critique.suggestions},
-                              temperature=self.settings.text.temperature)
-
-        async def attempt() -> StepAnswer:
-            answer = await self.providers.text.complete(request)
-            return StepAnswer({"text": clean_text(answer.text, "refine")}, answer.usage, answer.meta)
-
-        return (await self.gate.call(key, "text", attempt, inputs=inputs_of("refine", variables)))["text"]
-
-    # --- images ----------------------------------------------------------------------------------
-
-    async def render(self, iteration: int, lane: str, candidate_id: str, prompt: str, labels: dict[str, str]) -> Rendered:
-        """Generate the image; on a content-policy refusal, have the LLM rephrase and try again (bounded).
-        Refusals and rephrases are recorded steps too, so a resumed run does not repeat them."""
-        rephrases: list[str] = []
-        current = prompt
-        for round_number in range(self.settings.retries.max_rephrases + 1):
-            suffix = "" if round_number == 0 else f".r{round_number}"
-            key = key_of(iteration, lane, f"image{suffix}")
-            result = await self._image(key, candidate_id, current, labels)
-            if "rejected" not in result:
-                return Rendered(result["path"], current, result.get("revised_prompt"), rephrases)
-            if round_number == self.settings.retries.max_rephrases:
-                raise StepFailed(f"the image prompt was refused {round_number + 1} times for content policy: {result['rejected']}")
-            rephrased = await self._text(key_of(iteration, lane, f"rephrase.r{round_number + 1}"), "rephrase", "rephrase",
-                                         {"prompt": current, "reason": result["rejected"]})
-            current = rephrased["text"]
-            rephrases.append(current)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _image(self, key: str, candidate_id: str, prompt: str, labels: dict[str, str]) -> dict[str, Any]:
-        request = ImageRequest(key=key, prompt=prompt)
-
-        async def attempt() -> StepAnswer:
-            try:
-                answer = await self.providers.image.generate(request)
-            except ContentPolicyError as exc:
-                return StepAnswer({"rejected": exc.message})
-            chunks = {"beamsearch:id": candidate_id, "beamsearch:prompt": prompt, "beamsearch:step": key, **labels}
-            if answer.revised_prompt:
-                chunks["beamsearch:revised_prompt"] = answer.revised_prompt
-            # decoding the header and writing the file block: off the event loop, so other lanes go on
-            width, height, path, digest = await asyncio.to_thread(self._save_image, candidate_id, answer.data,
-                                                                  answer.format, chunks)
-            result: dict[str, Any] = {"path": path, "format": answer.format, "width": width, "height": height,
-                                      "sha256": digest}
-            if answer.revised_prompt:
-                result["revised_prompt"] = answer.revised_prompt
-            return StepAnswer(result, answer.usage, answer.meta)
-
-        def still_valid(result: dict[str, Any]) -> bool:
-            return "rejected" in result or (self.store.path / result["path"]).is_file()
-
-        result = await self.gate.call(key, "image", attempt, still_valid=still_valid, inputs=inputs_of("image", prompt))
-        if "path" in result:  # the judges' inputs name the picture by its digest, so a new picture is judged anew
-            self.digests[result["path"]] = result.get("sha256", "")
-        return result
-
-    # --- judging ---------------------------------------------------------------------------------
-
-    async def _judge(self, key: str, task: str, image: str, variables: dict[str, Any], schema: type) -> dict[str, Any]:
-        system, user = self.templates.render(task, variables)
-        request = VisionRequest(key=key, task=task, system=system, user=user, variables=variables,
-                                schema=strict_schema(schema), schema_name=task, images=(self.store.path / image,))
-
-        async def attempt() -> StepAnswer:
-            answer = await self.providers.vision.judge(request)
-            return StepAnswer(parse_answer(answer.text, schema).model_dump(), answer.usage, answer.meta)
-
-        return await self.gate.call(key, "vision", attempt, inputs=inputs_of(task, variables, self.digests.get(image, "")))
-
-    async def judge_alignment(self, iteration: int, lane: str, image: str, idea: str, sample: int = 0) -> Judgement:
-        key = sample_key(iteration, lane, "judge_alignment", sample)
-        r = await self._judge(key, "judge_alignment", image, {"idea": idea}, AlignmentAnswer)
-        return Judgement(r["score"], r["notes"], found=r["found"], missing=r["missing"])
-
-    async def judge_aesthetic(self, iteration: int, lane: str, image: str, idea: str, sample: int = 0) -> Judgement:
-        key = sample_key(iteration, lane, "judge_aesthetic", sample)
-        r = await self._judge(key, "judge_aesthetic", image, {"idea": idea}, AestheticAnswer)
-        return Judgement(r["score"], r["notes"], weak=r["weak"])
-
-    # --- judging methods of issue 7 (see judging.py) ---------------------------------------------
+        result = await self.ask(Task(key_of(iteration, lane, f"refine_{dimension}"), "refine", variables,
+                                     temperature=self.settings.text.temperature,
+                                     view={**variables, "suggestions": critique.suggestions}))
+        return result["text"]
 
     async def checklist(self, idea: str) -> list[dict[str, Any]]:
         """Once per run: the idea as weighted yes/no questions with dependencies, kept in checklist.json."""
-        from beamsearch.judging import CHECKLIST_KEY, validate_checklist
+        from beamsearch.judging import validate_checklist
 
-        variables = {"idea": idea}
-        system, user = self.templates.render("checklist", variables)
-        request = TextRequest(key=CHECKLIST_KEY, task="checklist", system=system, user=user, variables=variables,
-                              schema=strict_json_schema(ChecklistAnswer), schema_name="checklist")
+        def check(answer: dict[str, Any]) -> dict[str, Any]:
+            return {"questions": validate_checklist(answer["questions"])}
 
-        async def attempt() -> StepAnswer:
-            answer = await self.providers.text.complete(request)
-            parsed = parse_answer(answer.text, ChecklistAnswer).model_dump()
-            return StepAnswer({"questions": validate_checklist(parsed["questions"])}, answer.usage, answer.meta)
+        result = await self.ask(Task(CHECKLIST_KEY, "checklist", {"idea": idea}, answer=ChecklistAnswer, check=check))
+        self.store.write_json("checklist.json", {"idea": idea, "questions": result["questions"]})
+        return result["questions"]
 
-        questions = (await self.gate.call(CHECKLIST_KEY, "text", attempt,
-                                          inputs=inputs_of("checklist", variables)))["questions"]
-        self.store.write_json("checklist.json", {"idea": idea, "questions": questions})
-        return questions
+    # --- judging ------------------------------------------------------------------------------------
 
-    async def _look(self, key: str, task: str, images: tuple[str, ...], variables: dict[str, Any], schema: type,
-                    check: Any) -> dict[str, Any]:
-        """A vision step with a nested answer schema and a check of its own (an InvalidAnswer is retried)."""
-        system, user = self.templates.render(task, variables)
-        request = VisionRequest(key=key, task=task, system=system, user=user, variables=variables,
-                                schema=strict_json_schema(schema), schema_name=task,
-                                images=tuple(self.store.path / image for image in images))
+    async def judge_alignment(self, iteration: int, lane: str, image: str, idea: str, sample: int = 0) -> Judgement:
+        r = await self.ask(Task(sample_key(iteration, lane, "judge_alignment", sample), "judge_alignment",
+                                {"idea": idea}, answer=AlignmentAnswer, images=(image,)))
+        return Judgement(r["score"], r["notes"], found=r["found"], missing=r["missing"])
 
-        async def attempt() -> StepAnswer:
-            answer = await self.providers.vision.judge(request)
-            return StepAnswer(check(parse_answer(answer.text, schema).model_dump()), answer.usage, answer.meta)
-
-        digests = [self.digests.get(image, "") for image in images]
-        return await self.gate.call(key, "vision", attempt, inputs=inputs_of(task, variables, *digests))
+    async def judge_aesthetic(self, iteration: int, lane: str, image: str, idea: str, sample: int = 0) -> Judgement:
+        r = await self.ask(Task(sample_key(iteration, lane, "judge_aesthetic", sample), "judge_aesthetic",
+                                {"idea": idea}, answer=AestheticAnswer, images=(image,)))
+        return Judgement(r["score"], r["notes"], weak=r["weak"])
 
     async def judge_checklist(self, iteration: int, lane: str, image: str, idea: str,
                               questions: list[dict[str, Any]], sample: int = 0) -> dict[str, bool]:
@@ -277,55 +186,24 @@ class Steps:
         from beamsearch.judging import parse_checks
 
         listed = "\n".join(f"{q['id']}: {q['question']}" for q in questions)
-        variables = {"idea": idea, "questions_text": listed, "questions": questions}
 
         def check(answer: dict[str, Any]) -> dict[str, Any]:
             return {"answers": parse_checks(questions, answer["answers"]), "notes": answer["notes"]}
 
-        result = await self._look(sample_key(iteration, lane, "judge_checklist", sample), "judge_checklist", (image,),
-                                  variables, ChecklistJudgeAnswer, check)
+        result = await self.ask(Task(sample_key(iteration, lane, "judge_checklist", sample), "judge_checklist",
+                                     {"idea": idea, "questions_text": listed, "questions": questions},
+                                     answer=ChecklistJudgeAnswer, check=check, images=(image,)))
         return dict(result["answers"])
 
     async def judge_pairwise(self, iteration: int, first: Any, second: Any, idea: str, alpha: float) -> str:
         """Which of two images is better overall, shown in this order: 'first' or 'second'."""
         variables = {"idea": idea, "alpha": alpha, "alignment_weight": round(100 * alpha),
                      "aesthetic_weight": round(100 * (1 - alpha)), "first": first.id, "second": second.id}
-        key = f"i{iteration}/pair-{first.id}-{second.id}/judge_pairwise"
-        result = await self._look(key, "judge_pairwise", (first.image, second.image), variables, PairwiseAnswer,
-                                  lambda answer: answer)
+        result = await self.ask(Task(f"i{iteration}/pair-{first.id}-{second.id}/judge_pairwise", "judge_pairwise",
+                                     variables, answer=PairwiseAnswer, images=(first.image, second.image)))
         return result["winner"]
 
-    def _save_image(self, candidate_id: str, data: bytes, fmt: str,
-                    chunks: dict[str, str]) -> tuple[int, int, str, str]:
-        """Check the image, label a PNG with its text chunks, write it atomically:
-        (width, height, path, digest of the bytes as the provider sent them)."""
-        width, height = check_image(data)
-        digest = hashlib.sha256(data).hexdigest()[:16]
-        if fmt == "png":
-            data = pngmeta.with_text(data, chunks)
-        return width, height, self.store.write_image(candidate_id, data, fmt), digest
+    async def render(self, iteration: int, lane: str, candidate_id: str, prompt: str, labels: dict[str, str]) -> Rendered:
+        """Generate the image; on a content-policy refusal, have the LLM rephrase and try again (bounded)."""
+        return await self.render_with(iteration, lane, candidate_id, prompt, labels, self.rephrase)
 
-    async def annotate(self, image: str, entries: dict[str, str]) -> None:
-        """Store scores in the PNG's text chunks (no pixel re-encode); other formats are left as they are.
-        The rewrite runs in a worker thread: file I/O on the event loop would delay every other lane."""
-        await asyncio.to_thread(self._annotate, self.store.path / image, entries)
-
-    @staticmethod
-    def _annotate(path: Path, entries: dict[str, str]) -> None:
-        if path.suffix == ".png" and path.is_file():
-            atomic_write(path, pngmeta.with_text(path.read_bytes(), entries))
-
-
-def check_image(data: bytes) -> tuple[int, int]:
-    """Decode the header and refuse decompression bombs and non-images (a malformed answer, retried)."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise InvalidAnswer(f"the image is too large ({width}x{height})")
-            image.verify()
-    except InvalidAnswer:
-        raise
-    except Exception as exc:  # Pillow raises many types for broken data
-        raise InvalidAnswer(f"the image data cannot be decoded ({type(exc).__name__})") from None
-    return width, height

@@ -2,19 +2,17 @@
 
 `events.jsonl` is the source of truth. Each line is flushed the moment its step finishes, and an image
 is written (temp file + rename) before the event that names it, so a crash at any instant leaves a log
-whose every event can be trusted. Reading tolerates a torn last line.
+whose every event can be trusted. The run's own writer cuts a torn last line off; readers of someone
+else's run skip it (`eventlog`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
-import unicodedata
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,53 +20,18 @@ import yaml
 
 from beamsearch import __version__
 from beamsearch.errors import RunFolderError
+from beamsearch.eventlog import EVENTS_FILE, parse_log, read_log_bytes
+from beamsearch.events import Event, NotJson, parse_line
+from beamsearch.files import atomic_write, reason, shown, slug
+from beamsearch.roles import ROLES
 
 LOG_FORMAT = 1
 RUN_FILE = "run.yaml"
-EVENTS_FILE = "events.jsonl"
 LOCK_FILE = ".lock"
+__all__ = ["EVENTS_FILE", "LOCK_FILE", "RUN_FILE", "RunStore", "atomic_write", "load_run_document", "slug"]
 
 
-def slug(text: str, limit: int = 48) -> str:
-    """A folder-safe name: ASCII letters, digits and dashes only, bounded length, never empty."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    cleaned = re.sub(r"[^a-zA-Z0-9]+", "-", ascii_text).strip("-").lower()
-    return cleaned[:limit].rstrip("-") or "run"
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-
-
-def shown(path: Path | str, limit: int = 160) -> str:
-    """A path fit for a one-sentence message: an absurdly long one is shortened in the middle."""
-    text = str(path)
-    return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-(limit // 2 - 3):]}"
-
-
-def reason(exc: BaseException) -> str:
-    """What went wrong with a file, in words and without the Python class name."""
-    if isinstance(exc, UnicodeDecodeError):
-        return "it is not UTF-8 text"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return str(exc).rstrip(".") or type(exc).__name__
-
-
-# --- the shape of run.yaml and of events ------------------------------------------------------------
-
-ROLES = ("text", "image", "vision")
-
+# --- the shape of run.yaml ------------------------------------------------------------------------
 
 def check_run_document(document: Any, where: Path) -> dict[str, Any]:
     """run.yaml as the readers expect it, or one sentence saying why it is not a run file."""
@@ -94,132 +57,6 @@ def load_run_document(path: Path) -> dict[str, Any]:
         problem = " ".join(str(exc).split())
         raise RunFolderError(f"{shown(where)} is not valid YAML: {problem}.") from None
     return check_run_document(document, where)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _text(value: Any) -> bool:
-    return isinstance(value, str)
-
-
-def _text_or_none(value: Any) -> bool:
-    return value is None or isinstance(value, str)
-
-
-def _mapping(value: Any) -> bool:
-    return isinstance(value, dict)
-
-
-def _texts(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-def _pool(value: Any) -> bool:
-    return isinstance(value, list) and all(
-        isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str) and (entry[1] is None or _number(entry[1]))
-        for entry in value)
-
-
-def _numbers(value: Any) -> bool:
-    return isinstance(value, dict) and all(_number(v) for v in value.values())
-
-
-_KINDS = {_number: "a number", _whole: "a whole number", _text: "text", _text_or_none: "text or null",
-          _mapping: "a mapping", _texts: "a list of texts", _pool: "a list of [id, score] pairs",
-          _numbers: "a mapping of numbers"}
-
-# What the readers of the log (summary, replay, report, show) rely on, per event type: required fields,
-# then fields that may be missing but must have the right type when present. Unknown types pass.
-EVENT_FIELDS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "step": ({"key": _text, "service": _text, "result": _mapping},
-             {"cost": _number, "attempts": _whole, "meta": _mapping}),
-    "step_failed": ({"key": _text, "service": _text, "error": _text}, {}),
-    "candidate": ({"id": _text, "iteration": _whole, "index": _whole, "total": _number,
-                   "what": _text, "how": _text, "prompt": _text},
-                  {"parent": _text_or_none, "status": _text, "image": _text_or_none, "alignment": _number,
-                   "aesthetic": _number, "checks": _mapping, "judge_spread": _numbers}),
-    "lane_failed": ({"id": _text, "iteration": _whole}, {"parent": _text_or_none, "error": _text_or_none}),
-    "ranking": ({"iteration": _whole, "pool": _pool, "survivors": _texts},
-                {"failed": _texts, "best": _text, "pairwise": _mapping}),
-    "run_finished": ({}, {"status": _text, "reason": _text, "cost_usd": _number}),
-}
-
-
-def event_problem(event: dict[str, Any]) -> str | None:
-    """Why `event` cannot be used by the readers of the log, or None when it can."""
-    kind = event.get("type")
-    if not isinstance(kind, str):
-        return "it has no 'type'"
-    required, optional = EVENT_FIELDS.get(kind, ({}, {}))
-    for name, check in required.items():
-        if name not in event:
-            return f"a '{kind}' event needs '{name}'"
-        if not check(event[name]):
-            return f"'{name}' of a '{kind}' event must be {_KINDS[check]}"
-    for name, check in optional.items():
-        if name in event and not check(event[name]):
-            return f"'{name}' of a '{kind}' event must be {_KINDS[check]}"
-    if kind == "step":
-        usage = event.get("usage")
-        if usage is not None and not (isinstance(usage, dict) and all(
-                _number(usage[name]) for name in ("input_tokens", "output_tokens", "images") if name in usage)):
-            return "'usage' of a 'step' event must be a mapping with numbers of tokens and images"
-        if event["key"] == "run/checklist" and not isinstance(event["result"].get("questions"), list):
-            return "the checklist step needs a list of 'questions'"
-    if kind == "ranking" and "pairwise" in event:
-        comparisons = event["pairwise"].get("comparisons", [])
-        if not isinstance(comparisons, list) or not all(
-                isinstance(c, dict) and ("agree" not in c or ("ab" in c and "ba" in c and isinstance(c.get("pair"), list)
-                                                               and len(c["pair"]) == 2))
-                for c in comparisons):
-            return "the pairwise comparisons of a 'ranking' event are malformed"
-    return None
-
-
-def parse_log(raw: bytes, log: Path, validate: bool = True) -> tuple[list[dict[str, Any]], int | None]:
-    """The events of a log's bytes, and the line number of a torn last line (None if there is none).
-
-    A line that is not a JSON object is torn when it is the last one (a crash or a write still going on)
-    and corruption anywhere else. With `validate`, an event missing what its readers need is corruption
-    too, named by its line, because replaying or summarising it would fail later and less clearly."""
-    lines = raw.split(b"\n")
-    parsed: list[tuple[int, dict[str, Any]]] = []
-    torn: int | None = None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-            if not isinstance(event, dict):
-                raise ValueError("not an object")
-        except ValueError:  # also UnicodeDecodeError
-            if all(not rest.strip() for rest in lines[number:]):
-                torn = number
-                break
-            raise RunFolderError(f"{shown(log)} is corrupt at line {number} (not a JSON object); it cannot be replayed.") from None
-        parsed.append((number, event))
-    if validate:
-        for number, event in parsed:
-            problem = event_problem(event)
-            if problem is not None:
-                raise RunFolderError(f"{shown(log)} line {number} is not a valid event: {problem}.")
-    return [event for _, event in parsed], torn
-
-
-def read_log_bytes(log: Path) -> bytes:
-    """The bytes of an event log (empty if there is none yet), or one sentence saying why it cannot be read."""
-    try:
-        return log.read_bytes()
-    except FileNotFoundError:
-        return b""
-    except OSError as exc:
-        raise RunFolderError(f"{shown(log)} cannot be read: {reason(exc)}.") from None
 
 
 class RunStore:
@@ -286,28 +123,30 @@ class RunStore:
             )
         return document
 
+    def update_settings(self, settings: dict[str, Any]) -> None:
+        """Keep run.yaml's settings current with what the run now follows (more iterations, a new budget)."""
+        document = self.read_run_file()
+        document["settings"] = settings
+        atomic_write(self.path / RUN_FILE, yaml.safe_dump(document, sort_keys=False, allow_unicode=True).encode())
+
     # --- the event log ----------------------------------------------------------------------------
 
-    def read_events(self, validate: bool = False) -> list[dict[str, Any]]:
-        """Every complete event; a torn last line is cut off with a warning (this reader belongs to the
-        writer: `runs.read_events` reads a log that someone else may be writing). With `validate`, an
-        event its readers could not use is refused by line number (see `parse_log`)."""
+    def read_events(self) -> list[Event]:
+        """Every complete event, each checked (a bad one is named by its line). This is the writer's
+        reader: a torn last line is cut off with a warning, so the next event starts on a line of its own."""
         log = self.path / EVENTS_FILE
-        raw = read_log_bytes(log)
-        events, torn = parse_log(raw, log, validate)
-        if torn is not None:
-            self.warnings.append(f"The last line of {EVENTS_FILE} was cut off (line {torn}); it is ignored and its step will be redone.")
-            self._truncate_torn_tail(len(b"\n".join(raw.split(b"\n")[: torn - 1])))
-        return events
+        read = parse_log(read_log_bytes(log), log)
+        if read.torn_line is not None and read.torn_offset is not None:
+            self.warnings.append(f"The last line of {EVENTS_FILE} was cut off (line {read.torn_line}); "
+                                 "it is ignored and its step will be redone.")
+            self._truncate(read.torn_offset)
+        return read.events
 
-    def _truncate_torn_tail(self, keep: int) -> None:
-        """Cut a torn last line off, so that the next event starts on a line of its own."""
+    def _truncate(self, keep: int) -> None:
+        """Cut the log to its first `keep` bytes (which end with a newline, or are none)."""
         try:
             with open(self.path / EVENTS_FILE, "r+b") as handle:
-                handle.truncate(keep + 1 if keep else 0)
-                if keep:
-                    handle.seek(keep)
-                    handle.write(b"\n")
+                handle.truncate(keep)
         except OSError as exc:
             raise RunFolderError(f"{shown(self.path / EVENTS_FILE)} cannot be repaired: {reason(exc)}.") from None
 
@@ -332,21 +171,22 @@ class RunStore:
             return
         start = raw.rfind(b"\n") + 1
         try:
-            if not isinstance(json.loads(raw[start:]), dict):
-                raise ValueError("not an object")
-        except ValueError:
+            parse_line(raw[start:])
+        except NotJson:
             self.warnings.append(f"The last line of {EVENTS_FILE} was cut off; it is ignored and its step will be redone.")
-            self._truncate_torn_tail(start - 1 if start else 0)
+            self._truncate(start)
             return
+        except ValueError:
+            pass  # a whole JSON object that is not a valid event: kept, and named when the log is read
         with open(log, "ab") as handle:
             handle.write(b"\n")
 
-    def append(self, event: dict[str, Any]) -> None:
+    def append(self, event: Event) -> None:
+        """Write one event as one line and flush it: once this returns, a crash cannot lose it."""
         if self._log is None:
             self._end_last_line()
             self._log = open(self.path / EVENTS_FILE, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
-        event.setdefault("ts", round(time.time(), 3))
-        self._log.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self._log.write(event.to_line() + "\n")
         self._log.flush()
 
     def close(self) -> None:

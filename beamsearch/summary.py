@@ -1,104 +1,72 @@
-"""`summary.json`, derived from the event log alone, so it can always be rebuilt (`show`, `report`)."""
+"""`summary.json`, derived from the event log alone (through its one fold, `view.RunView`), so it can
+always be rebuilt (`show`, `report`), and the other derived files: `best.png` and `report.html`."""
 
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 from typing import Any
 
-
-def best_of(candidates: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
-    done = [c for c in candidates.values() if c.get("status") == "done"]
-    if not done:
-        return None
-    return min(done, key=lambda c: (-c["total"], c["iteration"], c["index"]))
+from beamsearch.roles import ROLES
+from beamsearch.store import RunStore
+from beamsearch.view import RunView, fold
 
 
-def lineage(candidates: dict[str, dict[str, Any]], candidate_id: str | None) -> list[str]:
-    """The family line of a candidate back to iteration 0, oldest first."""
-    chain: list[str] = []
-    while candidate_id is not None and candidate_id in candidates and candidate_id not in chain:
-        chain.append(candidate_id)
-        candidate_id = candidates[candidate_id].get("parent")
-    return list(reversed(chain))
+def _candidate_data(view: RunView) -> dict[str, dict[str, Any]]:
+    return {cid: c.model_dump(mode="json", exclude={"type", "ts"}) for cid, c in view.candidates.items()}
 
 
-def build_summary(run_document: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
-    settings = run_document.get("settings", {})
-    candidates: dict[str, dict[str, Any]] = {}
-    failed: dict[str, dict[str, Any]] = {}
-    rankings: dict[int, dict[str, Any]] = {}
-    usage: dict[str, dict[str, Any]] = {}
-    status, reason = "running", ""
-    for event in events:
-        kind = event.get("type")
-        if kind == "candidate":  # the latest word on a lane wins: a resume may finish a lane that failed
-            candidates[event["id"]] = {k: v for k, v in event.items() if k not in ("type", "ts")}
-            failed.pop(event["id"], None)
-        elif kind == "lane_failed":
-            failed[event["id"]] = event
-            candidates.pop(event["id"], None)
-        elif kind == "ranking":
-            rankings[event["iteration"]] = event
-        elif kind == "step":
-            service = usage.setdefault(event["service"], {"calls": 0, "cost_usd": 0.0, "input_tokens": 0,
-                                                         "output_tokens": 0, "images": 0, "attempts": 0})
-            service["calls"] += 1
-            service["attempts"] += event.get("attempts", 1)
-            service["cost_usd"] += event.get("cost", 0.0)
-            for field in ("input_tokens", "output_tokens", "images"):
-                service[field] += (event.get("usage") or {}).get(field, 0)
-        elif kind == "run_finished":
-            status, reason = event.get("status", "done"), event.get("reason", "")
-        elif kind == "run_started":
-            status, reason = "running", ""
-    for service in usage.values():
-        service["cost_usd"] = round(service["cost_usd"], 6)
+def _iterations(view: RunView, candidates: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per ranked iteration: its ranking, the best so far, and the best and median of its own children."""
     iterations = []
-    for k in sorted(rankings):
-        event = rankings[k]
-        children = [c for c in candidates.values() if c["iteration"] == k]
-        totals = [c["total"] for c in children]
+    for k, ranking in sorted(view.rankings.items()):
+        totals = [c["total"] for c in candidates.values() if c["iteration"] == k]
+        pool = [list(entry) for entry in ranking.pool]
         iterations.append({
-            "iteration": k, "dimension": event.get("dimension"), "survivors": event["survivors"],
-            "pool": event["pool"], "failed": event.get("failed", []),
-            "best_id": event["pool"][0][0] if event["pool"] else None,
-            "best_total": event["pool"][0][1] if event["pool"] else None,
+            "iteration": k, "dimension": ranking.dimension or None, "survivors": list(ranking.survivors),
+            "pool": pool, "failed": list(ranking.failed),
+            "best_id": pool[0][0] if pool else None, "best_total": pool[0][1] if pool else None,
             "children_best": max(totals) if totals else None,
             "children_median": statistics.median(totals) if totals else None,
         })
-    best = best_of(candidates)
-    pairwise_best = [r["best"] for _, r in sorted(rankings.items()) if r.get("best") in candidates]
-    if pairwise_best:  # pairwise ranking decides the best by comparison, not by the highest total
-        best = candidates[pairwise_best[-1]]
-    judging = judging_figures(settings, events, candidates, rankings)
+    return iterations
+
+
+def build_summary(run_document: dict[str, Any], view: RunView) -> dict[str, Any]:
+    """Everything worth knowing about a run, as plain JSON data."""
+    settings = run_document.get("settings", {})
+    candidates = _candidate_data(view)
+    iterations = _iterations(view, candidates)
+    best = view.best()
+    judging = judging_figures(settings, view, candidates)
     for entry in iterations:
         entry.update(judging["per_iteration"].get(entry["iteration"], {}))
+    usage = {service: {"calls": u.calls, "cost_usd": round(u.cost_usd, 6), "input_tokens": u.input_tokens,
+                       "output_tokens": u.output_tokens, "images": u.images, "attempts": u.attempts}
+             for service, u in view.usage.items()}
     return {
         "prompt": settings.get("prompt"),
-        "status": status,
-        "reason": reason,
-        "provider": {role: settings.get(role, {}).get("provider") or settings.get("provider") for role in ("text", "image", "vision")},
+        "status": view.status,
+        "reason": view.reason,
+        "provider": {role: settings.get(role, {}).get("provider") or settings.get("provider") for role in ROLES},
         "search": {k: settings.get(k) for k in ("n", "m", "iterations", "alpha", "elitism", "seed")},
-        "best": best,
-        "lineage": lineage(candidates, best["id"] if best else None),
+        "best": candidates[best.id] if best else None,
+        "lineage": view.lineage(best.id if best else None),
         "iterations": iterations,
-        "candidates": sorted(candidates.values(), key=lambda c: (c["iteration"], c["index"])),
-        "failed": list(failed.values()),
+        "candidates": [candidates[c] for c in sorted(candidates, key=lambda c: view.candidates[c].order)],
+        "failed": [f.model_dump(mode="json") for f in view.failed_lanes.values()],
         "usage": usage,
         "cost_usd": round(sum(s["cost_usd"] for s in usage.values()), 6),
         "judging": judging["overall"],
     }
 
 
-def judging_figures(settings: dict[str, Any], events: list[dict[str, Any]], candidates: dict[str, dict[str, Any]],
-                    rankings: dict[int, dict[str, Any]]) -> dict[str, Any]:
+def judging_figures(settings: dict[str, Any], view: RunView, candidates: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """How far the judges agree: pairwise orders that agreed, the spread of repeated judging, the share
     of checklist questions failed; overall and per iteration (see beamsearch/judging.py)."""
-    checklist = next((e["result"]["questions"] for e in events
-                      if e.get("type") == "step" and e.get("key") == "run/checklist"), None)
     overall: dict[str, Any] = {
         "alignment": settings.get("alignment", "rating"), "ranking": settings.get("ranking", "scores"),
-        "judge_samples": settings.get("judge_samples", 1), "checklist": checklist,
+        "judge_samples": settings.get("judge_samples", 1), "checklist": view.checklist,
     }
     per_iteration: dict[int, dict[str, Any]] = {}
     done = [c for c in candidates.values() if c.get("status") == "done"]
@@ -107,31 +75,52 @@ def judging_figures(settings: dict[str, Any], events: list[dict[str, Any]], cand
     if any(spreads.values()):
         overall["judge_spread"] = {judge: {"mean": round(statistics.fmean(v), 3), "max": max(v)}
                                    for judge, v in spreads.items() if v}
-    if checklist:
-        failed = total = 0
-        for k in sorted({c["iteration"] for c in done}):
-            checks = [ok for c in done if c["iteration"] == k for ok in (c.get("checks") or {}).values()]
-            if checks:
-                per_iteration.setdefault(k, {})["checklist_failed_share"] = round(checks.count(False) / len(checks), 4)
-                failed, total = failed + checks.count(False), total + len(checks)
-        overall["checklist_failed_share"] = round(failed / total, 4) if total else None
-        by_iteration = {k: v["checklist_failed_share"] for k, v in per_iteration.items()}
-        overall["checklist_failed_share_by_iteration"] = by_iteration
+    if view.checklist:
+        _checklist_figures(done, overall, per_iteration)
+    _pairwise_figures(view, overall, per_iteration)
+    return {"overall": overall, "per_iteration": per_iteration}
+
+
+def _checklist_figures(done: list[dict[str, Any]], overall: dict[str, Any], per_iteration: dict[int, dict[str, Any]]) -> None:
+    failed = total = 0
+    for k in sorted({c["iteration"] for c in done}):
+        checks = [ok for c in done if c["iteration"] == k for ok in (c.get("checks") or {}).values()]
+        if checks:
+            per_iteration.setdefault(k, {})["checklist_failed_share"] = round(checks.count(False) / len(checks), 4)
+            failed, total = failed + checks.count(False), total + len(checks)
+    overall["checklist_failed_share"] = round(failed / total, 4) if total else None
+    overall["checklist_failed_share_by_iteration"] = {k: v["checklist_failed_share"] for k, v in per_iteration.items()}
+
+
+def _pairwise_figures(view: RunView, overall: dict[str, Any], per_iteration: dict[int, dict[str, Any]]) -> None:
     judged = compared = agreed = first_wins = 0
-    for k, ranking in sorted(rankings.items()):
-        record = ranking.get("pairwise")
+    for k, ranking in sorted(view.rankings.items()):
+        record = ranking.pairwise
         if not record:
             continue
-        verdicts = [c for c in record.get("comparisons", []) if "agree" in c]
-        agreeing = sum(1 for c in verdicts if c["agree"])
-        firsts = sum((c["ab"] == c["pair"][0]) + (c["ba"] == c["pair"][1]) for c in verdicts)
+        verdicts = [c for c in record.comparisons if c.agree is not None]
+        agreeing = sum(1 for c in verdicts if c.agree)
+        firsts = sum((c.ab == c.pair[0]) + (c.ba == c.pair[1]) for c in verdicts)
         per_iteration.setdefault(k, {})["pairwise"] = {
             "pairs": len(verdicts), "orders_agreed": agreeing,
             "agreement": round(agreeing / len(verdicts), 4) if verdicts else None,
-            "skipped_by_transitivity": len(record.get("skipped", [])), "calls": 2 * record.get("pairs", 0),
+            "skipped_by_transitivity": len(record.skipped), "calls": 2 * record.pairs,
         }
-        judged, compared, agreed, first_wins = judged + 2 * len(verdicts), compared + len(verdicts), agreed + agreeing, first_wins + firsts
+        judged, compared = judged + 2 * len(verdicts), compared + len(verdicts)
+        agreed, first_wins = agreed + agreeing, first_wins + firsts
     if compared:
         overall["pairwise"] = {"pairs": compared, "orders_agreed": agreed, "agreement": round(agreed / compared, 4),
                                "first_shown_won": round(first_wins / judged, 4)}
-    return {"overall": overall, "per_iteration": per_iteration}
+
+
+def write_derived(store: RunStore) -> dict[str, Any]:
+    """summary.json, best.png and report.html, all rebuilt from the log."""
+    summary = build_summary(store.read_run_file(), fold(store.read_events()))
+    store.write_json("summary.json", summary)
+    best = summary.get("best")
+    if best and best.get("image") and (store.path / best["image"]).is_file():
+        store.copy_file(best["image"], f"best{Path(best['image']).suffix}")
+    from beamsearch.report import write_report
+
+    write_report(store, summary)
+    return summary

@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from beamsearch.limits import rate_window
+
 PARALLEL_GROUPS = ("expand", "judge")  # tasks a lane runs side by side: the slowest one counts
 
 
@@ -94,10 +96,7 @@ def critical_path_bound(chains: list[LaneChain]) -> float:
     return sum(max(c.total for c in lanes) for lanes in by_iteration(chains))
 
 
-def window_scheme(rpm: float, window_s: float) -> tuple[int, float]:
-    """(calls allowed, per how many seconds), exactly as `limits.ServiceLimiter` sets up its throttler."""
-    allowed = max(1, int(rpm * window_s / 60.0))
-    return allowed, allowed * 60.0 / rpm
+window_scheme = rate_window  # (calls allowed, per how many seconds), exactly as the limiter enforces an rpm
 
 
 def requests_over_rate(requests: int, rpm: float) -> float:

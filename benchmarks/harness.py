@@ -19,12 +19,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 from PIL import Image
 
 from beamsearch import app
-from beamsearch.config import Settings, resolve
+from beamsearch.compose import Pieces
+from beamsearch.config import Settings
+from beamsearch.events import Event
+from beamsearch.precedence import resolve
 from beamsearch.providers.base import (
     ImageRequest,
     ImageResult,
@@ -149,18 +151,6 @@ class StageBarriers:
         await event.wait()
 
 
-@contextmanager
-def stage_by_stage(n: int) -> Iterator[None]:
-    """Make `app.execute` build its steps behind stage barriers (benchmark only; the engine is unchanged)."""
-    real = app.Steps
-
-    def build(*args: Any, **kwargs: Any) -> Any:
-        return StageBarriers(real(*args, **kwargs), n)
-
-    with mock.patch.object(app, "Steps", build):
-        yield
-
-
 @dataclass
 class Measured:
     """What one benchmark run produced."""
@@ -196,17 +186,15 @@ def run_search(settings: Settings, *, staged: bool = False, simulator: Recording
     sim = simulator or RecordingSimulator(settings.seed, settings.sim)
     marks: dict[str, float] = {}
 
-    def listen(event: dict[str, Any]) -> None:
-        if event.get("type") in ("run_started", "run_finished"):
-            marks[event["type"]] = time.perf_counter()
-            marks[event["type"] + "_cpu"] = time.process_time()
+    def listen(event: Event) -> None:
+        if event.type in ("run_started", "run_finished"):
+            marks[event.type] = time.perf_counter()
+            marks[event.type + "_cpu"] = time.process_time()
 
+    # stage-by-stage: the real steps behind stage barriers (the engine is unchanged)
+    pieces = Pieces(providers=sim.providers(), wrap_steps=(lambda steps: StageBarriers(steps, settings.n)) if staged else None)
     begin, cpu = time.perf_counter(), time.process_time()
-    if staged:
-        with stage_by_stage(settings.n):
-            result = asyncio.run(app.start_run(settings, [listen], providers=sim.providers()))
-    else:
-        result = asyncio.run(app.start_run(settings, [listen], providers=sim.providers()))
+    result = asyncio.run(app.start_run(settings, [listen], pieces=pieces))
     total, cpu = time.perf_counter() - begin, time.process_time() - cpu
     events = [json.loads(line) for line in (result.store.path / "events.jsonl").read_text().splitlines() if line]
     candidates = sum(1 for e in events if e.get("type") == "candidate")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from beamsearch.app import start_run
-from beamsearch.config import resolve
+from beamsearch.precedence import resolve
 
 IDEAS = (
     "a red lighthouse, a yellow sun, a white boat and a green tree by the sea at night",

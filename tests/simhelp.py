@@ -9,7 +9,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from beamsearch.config import Settings, resolve
+from beamsearch.config import Settings
+from beamsearch.precedence import resolve
 from beamsearch.providers.base import (
     ImageRequest,
     ImageResult,

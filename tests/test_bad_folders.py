@@ -19,6 +19,7 @@ from beamsearch import runs as runs_module
 from beamsearch.app import start_run
 from beamsearch.cli import app
 from beamsearch.errors import SettingsError
+from beamsearch.events import RunFinished
 from beamsearch.store import RunStore
 from beamsearch.templates import Templates
 
@@ -83,12 +84,12 @@ def test_append_ends_a_complete_last_line_and_cuts_a_torn_one(tmp_path) -> None:
     store = RunStore.create(tmp_path, "x", {"prompt": "x"})
     log = store.path / "events.jsonl"
     log.write_bytes(b'{"type": "run_started"}')
-    store.append({"type": "run_finished"})
+    store.append(RunFinished())
     store.close()
     assert [json.loads(line)["type"] for line in log.read_text().splitlines()] == ["run_started", "run_finished"]
     log.write_bytes(b'{"type": "run_started"}\n{"type": "ste')
     again = RunStore.open(store.path)
-    again.append({"type": "run_finished"})
+    again.append(RunFinished())
     again.close()
     assert [json.loads(line)["type"] for line in log.read_text().splitlines()] == ["run_started", "run_finished"]
     assert "cut off" in again.warnings[0]

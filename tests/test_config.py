@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from beamsearch.cli import app
-from beamsearch.config import resolve
 from beamsearch.errors import SettingsError
+from beamsearch.precedence import resolve
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -17,9 +17,9 @@ from fake_openai_server import FakeConfig, FakeOpenAI  # noqa: E402
 
 from beamsearch.app import start_run  # noqa: E402
 from beamsearch.cli import app  # noqa: E402
-from beamsearch.config import resolve  # noqa: E402
 from beamsearch.costs import SHIPPED, _checked_table, load_prices  # noqa: E402
 from beamsearch.errors import SettingsError  # noqa: E402
+from beamsearch.precedence import resolve  # noqa: E402
 
 ENV = {"BEAMSEARCH_SIM__LATENCY__TEXT__MEAN": "0", "BEAMSEARCH_SIM__LATENCY__IMAGE__MEAN": "0",
        "BEAMSEARCH_SIM__LATENCY__VISION__MEAN": "0"}

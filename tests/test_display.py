@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 
+import pytest
 from rich.console import Console
 from simhelp import sim_settings
 
@@ -19,10 +20,11 @@ from beamsearch.display import (
     plain_line,
     result_table,
 )
+from beamsearch.events import from_data
 
 
 def collect(tmp_path, **flags):
-    events: list[dict] = []
+    events: list = []
     result = asyncio.run(start_run(sim_settings(tmp_path, **flags), [events.append]))
     return events, result
 
@@ -41,8 +43,8 @@ def test_tracker_follows_the_run(tmp_path) -> None:
     summary = result.summary
     assert tracker.best == (summary["best"]["id"], summary["best"]["total"])
     assert tracker.iteration == 2 and tracker.dimension == "how"
-    assert tracker.retries == sum(1 for e in events if e["type"] == "attempt_failed") > 0
-    assert tracker.spent == sum(e["cost"] for e in events if e["type"] == "step")
+    assert tracker.retries == sum(1 for e in events if e.type == "attempt_failed") > 0
+    assert tracker.spent == pytest.approx(sum(e.cost for e in events if e.type == "step"), abs=1e-12)
     assert tracker.counts()["done"] + tracker.counts()["failed"] == 4
     assert [cid for cid, _ in tracker.top()] == summary["iterations"][-1]["survivors"]
 
@@ -65,8 +67,8 @@ def test_live_view_has_a_header_and_a_row_per_lane_for_small_n(tmp_path) -> None
 def test_live_view_shows_counts_and_the_top_m_for_large_n(tmp_path) -> None:
     events, result = collect(tmp_path, n=20, m=3, iterations=1)
     live = LiveDisplay(Console(file=io.StringIO()), 3, "sim")
-    half = [e for e in events if e["type"] != "run_finished"]
-    first_judging = next(i for i, e in enumerate(half) if e["type"] == "stage" and e["stage"] == "judge")
+    half = [e for e in events if e.type != "run_finished"]
+    first_judging = next(i for i, e in enumerate(half) if e.type == "stage" and e.stage == "judge")
     for event in half[: first_judging + 1]:
         live(event)
     midway = text_of(live.render())
@@ -81,11 +83,12 @@ def test_live_view_shows_counts_and_the_top_m_for_large_n(tmp_path) -> None:
 
 def test_header_mentions_iteration_dimension_spend_best_and_retries() -> None:
     tracker = Tracker(m=2, iterations=4)
-    tracker.update({"type": "iteration_started", "iteration": 2, "dimension": "how", "lanes": 3})
-    tracker.update({"type": "step", "cost": 0.25})
-    tracker.update({"type": "attempt_failed", "key": "k", "attempt": 1, "error": "x"})
-    tracker.update({"type": "stage", "id": "i2c01", "parent": "i1c00", "iteration": 2, "stage": "done", "total": 71.5,
-                    "alignment": 80, "aesthetic": 5.0})
+    for data in ({"type": "iteration_started", "iteration": 2, "dimension": "how", "lanes": 3},
+                 {"type": "step", "key": "i2/c01/combine", "service": "text", "result": {}, "cost": 0.25},
+                 {"type": "attempt_failed", "key": "k", "service": "text", "attempt": 1, "error": "x"},
+                 {"type": "stage", "id": "i2c01", "parent": "i1c00", "iteration": 2, "stage": "done", "total": 71.5,
+                  "alignment": 80, "aesthetic": 5.0}):
+        tracker.update(from_data(data))
     line = header(tracker).plain
     assert "iteration 2/3" in line and "refining HOW" in line and "$0.2500" in line
     assert "best so far 71.5 (i2c01)" in line and "retries 1" in line
@@ -98,19 +101,20 @@ def test_plain_display_writes_one_line_per_finished_step(tmp_path) -> None:
     for event in events:
         plain(event)
     lines = stream.getvalue().splitlines()
-    steps = [e for e in events if e["type"] == "step"]
+    steps = [e for e in events if e.type == "step"]
     assert len([line for line in lines if line.startswith("step ")]) == len(steps)
     assert lines[0] == "run started" and lines[-1].startswith("run done: ")
-    assert plain_line({"type": "stage", "id": "i0c00", "stage": "image"}) is None  # progress, not a finished step
+    progress = from_data({"type": "stage", "id": "i0c00", "iteration": 0, "stage": "image"})
+    assert plain_line(progress) is None  # progress, not a finished step
 
 
-def test_json_display_stamps_without_changing_the_event() -> None:
+def test_json_display_writes_the_event_as_one_stamped_line() -> None:
     stream = io.StringIO()
-    event = {"type": "stage", "id": "i0c00", "stage": "image", "note": "ünïcode"}
+    event = from_data({"type": "stage", "id": "i0c00", "iteration": 0, "stage": "image", "note": "ünïcode"})
     JsonDisplay(stream)(event)
     written = json.loads(stream.getvalue())
-    assert written["ts"] > 0 and written["note"] == "ünïcode" and "ts" not in event
-    assert stream.getvalue().count("\n") == 1
+    assert written["ts"] == event.ts > 0 and written["note"] == "ünïcode" and written["stage"] == "image"
+    assert stream.getvalue().count("\n") == 1 and "ünïcode" in stream.getvalue()
 
 
 def test_result_table_shows_model_text_literally() -> None:

@@ -7,8 +7,9 @@ from collections import Counter
 from simhelp import Timed, read_events, sim_settings, step_tasks
 
 from beamsearch.app import start_run
-from beamsearch.engine import Candidate, children_per_parent, dimension_of, rank, total_score
+from beamsearch.engine import Candidate, rank, total_score
 from beamsearch.providers.sim import Simulator
+from beamsearch.schedule import children_per_parent, dimension_of
 
 
 def test_children_per_parent_always_sums_to_n() -> None:
@@ -21,14 +22,14 @@ def test_children_per_parent_always_sums_to_n() -> None:
 
 
 def test_dimensions_alternate_what_on_odd_how_on_even() -> None:
-    assert [dimension_of(k) for k in range(5)] == [None, "what", "how", "what", "how"]
+    assert [dimension_of(k) for k in range(5)] == ["expand", "what", "how", "what", "how"]
 
 
 def test_total_score_and_deterministic_ties() -> None:
     assert total_score(80, 6, 0.7) == 0.7 * 80 + 0.3 * 60
-    a = Candidate("i1c02", 1, 2, None, total=70.0)
-    b = Candidate("i0c05", 0, 5, None, total=70.0)
-    c = Candidate("i1c00", 1, 0, None, total=71.0)
+    a = Candidate(id="i1c02", iteration=1, index=2, total=70.0)
+    b = Candidate(id="i0c05", iteration=0, index=5, total=70.0)
+    c = Candidate(id="i1c00", iteration=1, index=0, total=71.0)
     assert [x.id for x in rank([a, b, c])] == ["i1c00", "i0c05", "i1c02"]
 
 

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from beamsearch.app import start_run
 from beamsearch.cli import app
-from beamsearch.config import resolve
 from beamsearch.estimate import estimate, plan_calls, time_lower_bound
+from beamsearch.precedence import resolve
 
 
 def _task(name: str) -> str:

@@ -9,18 +9,31 @@ import pytest
 
 from beamsearch.costs import Budget
 from beamsearch.errors import FatalCallError, RetryableError, StepFailed
+from beamsearch.events import Step, StepFailure
 from beamsearch.gate import Gate, StepAnswer
 from beamsearch.limits import RetryPolicy, ServiceLimiter
 
 
-def make_gate(max_attempts: int = 3, recorded: dict[str, Any] | None = None, **options: Any,
-              ) -> tuple[Gate, list[dict[str, Any]], list[dict[str, Any]]]:
+def recorded_step(key: str, **fields: Any) -> Step:
+    return Step(key=key, service="text", **fields)
+
+
+def plain(event: Any) -> dict[str, Any]:
+    """An event as the log holds it, without its time stamp."""
+    return {k: v for k, v in event.data().items() if k != "ts"}
+
+
+def make_gate(max_attempts: int = 3, recorded: dict[str, Any] | None = None, failed: dict[str, Any] | None = None,
+              **options: Any) -> tuple[Gate, list[dict[str, Any]], list[dict[str, Any]]]:
     events: list[dict[str, Any]] = []
     notices: list[dict[str, Any]] = []
     gate = Gate(limiters={"text": ServiceLimiter("text", 4, None)},
                 policy=RetryPolicy(max_attempts, initial=0.001, maximum=0.002, rng=random.Random(0)),
-                budget=Budget(None), prices={}, models={"text": "m"}, recorded=recorded or {},
-                record=events.append, notify=notices.append, **options)
+                budget=Budget(None), prices={}, models={"text": "m"},
+                recorded={k: recorded_step(k, **v) for k, v in (recorded or {}).items()},
+                failed={k: StepFailure(**v) for k, v in (failed or {}).items()},
+                record=lambda event: events.append(plain(event)), notify=lambda event: notices.append(plain(event)),
+                **options)
     return gate, events, notices
 
 
@@ -90,7 +103,7 @@ async def test_an_answer_to_other_inputs_is_not_replayed() -> None:
     attempt, calls = flaky(0)
     assert await gate.call("k", "text", attempt, inputs="abc") == {"answer": "old"} and calls == []
     assert await gate.call("k", "text", attempt, inputs="new") == {"answer": 1} and len(calls) == 1
-    assert events[-1]["inputs"] == "new" and gate.recorded["k"]["inputs"] == "new"
+    assert events[-1]["inputs"] == "new" and gate.recorded["k"].inputs == "new"
 
 
 async def test_an_attempt_that_never_ends_is_cut_at_the_timeout_and_retried() -> None:
@@ -123,6 +136,6 @@ async def test_a_recorded_step_is_answered_from_the_log() -> None:
     attempt, calls = flaky(0)
     assert await gate.call("k", "text", attempt) == {"answer": "old"}
     assert calls == [] and events == [] and gate.replayed["text"] == 1
-    gate.recorded["k"] = {"result": {"answer": "stale"}}
+    gate.recorded["k"] = recorded_step("k", result={"answer": "stale"})
     assert await gate.call("k", "text", attempt, still_valid=lambda result: False) == {"answer": 1}
     assert len(calls) == 1

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fake_openai_server import FakeConfig, FakeOpenAI  # noqa: E402
 
 from beamsearch.app import start_run  # noqa: E402
-from beamsearch.config import resolve  # noqa: E402
 from beamsearch.estimate import plan_calls  # noqa: E402
+from beamsearch.precedence import resolve  # noqa: E402
 
 KEY_ENV = "FAKE_OPENAI_JUDGING_KEY"
 KEY = "sk-test-judging-0123456789abcdef"

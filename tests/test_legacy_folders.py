@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from beamsearch.app import resume_run
 from beamsearch.cli import app
-from beamsearch.config import resolve
+from beamsearch.precedence import resolve
 from beamsearch.providers.sim import Simulator
 
 FIXTURES = Path(__file__).parent / "fixtures"

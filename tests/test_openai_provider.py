@@ -33,7 +33,7 @@ from beamsearch.errors import (  # noqa: E402
 from beamsearch.providers.base import ImageRequest, TextRequest, VisionRequest  # noqa: E402
 from beamsearch.providers.openai import build_role, image_format  # noqa: E402
 from beamsearch.providers.openai_errors import ErrorMapper, redact, retry_after  # noqa: E402
-from beamsearch.schemas import AlignmentAnswer, parse_answer, strict_schema  # noqa: E402
+from beamsearch.schemas import AlignmentAnswer, parse_answer, strict_json_schema  # noqa: E402
 
 KEY_ENV = "FAKE_OPENAI_UNIT_KEY"
 KEY = "sk-unit-9f8e7d6c5b4a39281706"
@@ -124,7 +124,7 @@ async def test_timeouts_and_unreachable_servers_are_retryable(server: FakeOpenAI
 
 async def test_schema_is_sent_and_a_schema_breaking_answer_is_invalid(server: FakeOpenAI) -> None:
     role = text_role(server)
-    schema = strict_schema(AlignmentAnswer)
+    schema = strict_json_schema(AlignmentAnswer)
     request = VisionRequest(key="k", task="judge_alignment", system="s", user="u", schema=schema,
                             schema_name="judge_alignment", images=())
     answer = await role.complete(request)

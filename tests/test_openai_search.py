@@ -16,9 +16,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fake_openai_server import FakeConfig, FakeOpenAI  # noqa: E402
 
 from beamsearch.app import start_run  # noqa: E402
-from beamsearch.config import resolve  # noqa: E402
 from beamsearch.costs import load_prices, typical_cost  # noqa: E402
 from beamsearch.errors import SettingsError  # noqa: E402
+from beamsearch.limits import rate_window
+from beamsearch.precedence import resolve  # noqa: E402
 
 KEY_ENV = "FAKE_OPENAI_TEST_KEY"
 KEY = "sk-test-Zq7RkY2mPw9vXc4nLb8tHj3dFs6gAe1u"
@@ -54,10 +55,7 @@ def events_of(result: Any) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (result.store.path / "events.jsonl").read_text().splitlines() if line]
 
 
-def rate_guarantee(rpm: float, window_s: float) -> tuple[int, float]:
-    """What ServiceLimiter promises: at most `allowed` starts in any `period` seconds (period <= window_s)."""
-    allowed = max(1, int(rpm * window_s / 60.0))
-    return allowed, allowed * 60.0 / rpm
+rate_guarantee = rate_window  # what ServiceLimiter promises: at most `allowed` starts in any `period` seconds
 
 
 def tightest_span(starts: list[float], allowed: int) -> float | None:
@@ -110,7 +108,7 @@ async def test_faults_are_retried_within_bounds_and_limits_hold(server: FakeOpen
         extra[f"limits.{service}.rpm"] = rpm
     failures: list[dict[str, Any]] = []
     settings = resolve(None, flags_for(server, tmp_path, **extra))
-    result = await start_run(settings, listeners=[lambda e: failures.append(e) if e["type"] == "attempt_failed" else None])
+    result = await start_run(settings, listeners=[lambda e: failures.append(e.data()) if e.type == "attempt_failed" else None])
 
     assert result.exit_code == 0, result.error
     events = events_of(result)

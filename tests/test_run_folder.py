@@ -12,6 +12,7 @@ from simhelp import read_events, sim_settings
 from beamsearch import pngmeta
 from beamsearch.app import start_run
 from beamsearch.errors import RunFolderError
+from beamsearch.events import Step
 from beamsearch.store import RunStore, slug
 
 
@@ -39,16 +40,16 @@ async def test_a_run_leaves_a_complete_folder(tmp_path) -> None:
 async def test_image_event_comes_after_its_file(tmp_path) -> None:
     seen: list[bool] = []
 
-    def check(event: dict) -> None:
-        if event.get("type") == "step" and event["service"] == "image":
-            seen.append((result_dir[0] / event["result"]["path"]).is_file())
+    def check(event: Step) -> None:
+        if event.type == "step" and event.service == "image":
+            seen.append((result_dir[0] / event.result["path"]).is_file())
 
     result_dir: list = []
     settings = sim_settings(tmp_path, n=3, m=1, iterations=1)
 
     class Probe:
-        def __call__(self, event: dict) -> None:
-            if not result_dir and event.get("type") == "run_started":
+        def __call__(self, event: Step) -> None:
+            if not result_dir and event.type == "run_started":
                 result_dir.append(next((tmp_path / "runs").iterdir()))
             check(event)
 
@@ -69,24 +70,28 @@ def test_text_chunks_do_not_touch_pixels(tmp_path) -> None:
     assert Image.open(path).getpixel((5, 5)) == (10, 200, 30)
 
 
+def step(key: str) -> Step:
+    return Step(key=key, service="text", result={"text": key})
+
+
 def test_torn_last_line_is_ignored_with_a_warning(tmp_path) -> None:
     store = RunStore.create(tmp_path, "x", {"prompt": "x"})
-    store.append({"type": "step", "key": "a"})
-    store.append({"type": "step", "key": "b"})
+    store.append(step("a"))
+    store.append(step("b"))
     store.close()
     with open(store.path / "events.jsonl", "a") as handle:
         handle.write('{"type": "step", "key": "c", "resu')
     reopened = RunStore.open(store.path)
-    assert [e["key"] for e in reopened.read_events()] == ["a", "b"]
+    assert [e.key for e in reopened.read_events()] == ["a", "b"]
     assert "cut off" in reopened.warnings[0]
-    reopened.append({"type": "step", "key": "d"})
+    reopened.append(step("d"))
     reopened.close()
-    assert [e["key"] for e in RunStore.open(store.path).read_events()] == ["a", "b", "d"]
+    assert [e.key for e in RunStore.open(store.path).read_events()] == ["a", "b", "d"]
 
 
 def test_corruption_in_the_middle_is_refused(tmp_path) -> None:
     store = RunStore.create(tmp_path, "x", {"prompt": "x"})
-    (store.path / "events.jsonl").write_text('{"type": "step"}\nnot json\n{"type": "step"}\n')
+    (store.path / "events.jsonl").write_text('{"type": "run_started"}\nnot json\n{"type": "run_started"}\n')
     with pytest.raises(RunFolderError, match="corrupt at line 2"):
         store.read_events()
 

@@ -7,7 +7,7 @@ import json
 
 from PIL import Image
 
-from beamsearch.config import resolve
+from beamsearch.precedence import resolve
 from beamsearch.providers import sim_world as world
 from beamsearch.providers.base import ImageRequest, TextRequest, VisionRequest
 from beamsearch.providers.sim import Simulator

@@ -313,7 +313,7 @@ def measure(image: Image.Image, idea: str) -> Measurement:
     ground colours), and for aesthetics contrast, colourfulness, balance and clutter."""
     small = image.convert("RGB").resize((MEASURE_SIDE, MEASURE_SIDE), Image.Resampling.BILINEAR)
     wanted = requirements(idea)
-    found, missing, weak = [], [], []
+    found, missing = [], []
     points, total = 0.0, 0.0
     for entity in wanted.entities:
         total += 1
@@ -340,6 +340,20 @@ def measure(image: Image.Image, idea: str) -> Measurement:
             missing.append(f"scene: {scene}")
     alignment = 100.0 * points / total if total else 50.0
 
+    aesthetic, weak, details = _aesthetic(small, sky_colour)
+    return Measurement(
+        alignment=round(alignment, 2),
+        aesthetic=round(aesthetic, 3),
+        found=found,
+        missing=missing,
+        weak=weak,
+        details=details,
+    )
+
+
+def _aesthetic(small: Image.Image, sky_colour: tuple[int, ...]) -> tuple[float, list[str], dict[str, float]]:
+    """Contrast, colourfulness, balance and clutter of a picture: its aesthetic 0-10 and its weak aspects."""
+    weak: list[str] = []
     gray = small.convert("L")
     hist = gray.histogram()
     count = sum(hist)
@@ -362,14 +376,7 @@ def measure(image: Image.Image, idea: str) -> Measurement:
             weak.append(name)
     if clutter > 0:
         weak.append("clutter")
-    return Measurement(
-        alignment=round(alignment, 2),
-        aesthetic=round(aesthetic, 3),
-        found=found,
-        missing=missing,
-        weak=weak,
-        details={"contrast": round(contrast, 3), "colour": round(colourful, 3), "balance": round(balance, 3)},
-    )
+    return aesthetic, weak, {"contrast": round(contrast, 3), "colour": round(colourful, 3), "balance": round(balance, 3)}
 
 
 def parse_visible(image: Image.Image) -> list[str]:

@@ -1,0 +1,64 @@
+"""Reading an event log: its bytes, its lines as typed events, and a torn last line.
+
+There is one reader. It never changes the file: a line that is not a JSON object is *torn* when it is
+the last one (a crash, or a writer still busy with it) and corruption anywhere else; an object that is
+not a valid event is named by its line and field. What to do with a torn line is the caller's choice:
+a reader of someone else's run skips it, the run's own writer cuts it off (see `RunStore`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from beamsearch.errors import RunFolderError
+from beamsearch.events import Event, NotJson, parse_line
+from beamsearch.files import reason, shown
+
+EVENTS_FILE = "events.jsonl"
+
+
+@dataclass
+class LogRead:
+    """The complete events of a log, and the line number and byte offset of a torn last line."""
+
+    events: list[Event]
+    torn_line: int | None = None
+    torn_offset: int | None = None  # where the torn line starts
+
+
+def read_log_bytes(log: Path) -> bytes:
+    """The bytes of an event log (empty if there is none yet), or one sentence saying why it cannot be read."""
+    try:
+        return log.read_bytes()
+    except FileNotFoundError:
+        return b""
+    except OSError as exc:
+        raise RunFolderError(f"{shown(log)} cannot be read: {reason(exc)}.") from None
+
+
+def parse_log(raw: bytes, log: Path) -> LogRead:
+    """Every event of a log's bytes, each checked by its model (see `events.parse_line`)."""
+    events: list[Event] = []
+    offset = 0
+    lines = raw.split(b"\n")
+    for number, line in enumerate(lines, start=1):
+        start, offset = offset, offset + len(line) + 1
+        if not line.strip():
+            continue
+        try:
+            events.append(parse_line(line))
+        except NotJson:
+            if all(not rest.strip() for rest in lines[number:]):
+                return LogRead(events, number, start)
+            raise RunFolderError(f"{shown(log)} is corrupt at line {number} (not a JSON object); "
+                                 "it cannot be replayed.") from None
+        except ValueError as exc:
+            raise RunFolderError(f"{shown(log)} line {number} is not a valid event: {exc}.") from None
+    return LogRead(events)
+
+
+def read_log(folder: Path) -> LogRead:
+    """The events of the log in run folder `folder`, without touching it."""
+    log = Path(folder) / EVENTS_FILE
+    return parse_log(read_log_bytes(log), log)

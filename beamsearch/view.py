@@ -1,0 +1,163 @@
+"""The one fold of a run's log: events in, a typed view of the run out.
+
+Replay (what is recorded, what failed for good, what was spent), `summary.json`, `show`, `list`, the
+report and the live display all read a run through `RunView`, so they agree on what a log means: the
+latest word on a candidate wins (a resume may finish a lane that failed, or judge a redone image anew),
+a redone step's later answer wins, and every answer paid for counts toward the spend.
+
+The fold is incremental (`apply` one event at a time), so a live reader (the display, the web view)
+keeps the same view up to date as events arrive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from beamsearch.events import (
+    CHECKLIST_KEY,
+    Candidate,
+    Event,
+    LaneFailed,
+    Ranking,
+    RunFinished,
+    RunStarted,
+    Step,
+    StepFailure,
+)
+
+
+@dataclass
+class ServiceUsage:
+    """What one service's calls consumed over the whole log."""
+
+    calls: int = 0
+    attempts: int = 0
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    images: int = 0
+
+    def add(self, step: Step) -> None:
+        self.calls += 1
+        self.attempts += step.attempts
+        self.cost_usd += step.cost
+        if step.usage is not None:
+            self.input_tokens += step.usage.input_tokens
+            self.output_tokens += step.usage.output_tokens
+            self.images += step.usage.images
+
+
+def iteration_of_key(key: str) -> int | None:
+    """`i2/c07/image` -> 2; None for run-wide steps (`run/checklist`)."""
+    head = key.split("/", 1)[0]
+    return int(head[1:]) if head[:1] == "i" and head[1:].isdigit() else None
+
+
+def journal_ident(event: Event) -> str | None:
+    """Events the engine logs once per identity (a replay that reaches the same one logs nothing)."""
+    if isinstance(event, Candidate | LaneFailed):
+        return f"{event.type}:{event.id}"
+    if isinstance(event, Ranking):
+        return f"ranking:{event.iteration}"
+    return None
+
+
+@dataclass
+class RunView:
+    """Everything a log says about a run, kept current by `apply`."""
+
+    steps: dict[str, Step] = field(default_factory=dict)  # key -> latest answer
+    failures: dict[str, StepFailure] = field(default_factory=dict)  # key -> failure not answered since
+    candidates: dict[str, Candidate] = field(default_factory=dict)  # id -> latest, unless its lane failed since
+    failed_lanes: dict[str, LaneFailed] = field(default_factory=dict)
+    rankings: dict[int, Ranking] = field(default_factory=dict)
+    journal: dict[str, Event] = field(default_factory=dict)  # journal_ident -> latest logged
+    usage: dict[str, ServiceUsage] = field(default_factory=dict)
+    checklist: list[dict] | None = None
+    status: str = "running"
+    reason: str = ""
+    sessions: int = 0
+    last_finish: RunFinished | None = None  # the run_finished of the last session, if it ended with one
+    events: int = 0
+
+    def apply(self, event: Event) -> None:
+        self.events += 1
+        if (ident := journal_ident(event)) is not None:
+            self.journal[ident] = event
+        if isinstance(event, Step):
+            self._step(event)
+        elif isinstance(event, StepFailure):
+            self.failures[event.key] = event
+        elif isinstance(event, Candidate):
+            self.candidates[event.id] = event
+            self.failed_lanes.pop(event.id, None)
+        elif isinstance(event, LaneFailed):
+            self.failed_lanes[event.id] = event
+            self.candidates.pop(event.id, None)
+        elif isinstance(event, Ranking):
+            self.rankings[event.iteration] = event
+        elif isinstance(event, RunStarted):
+            self.sessions += 1
+            self.status, self.reason, self.last_finish = "running", "", None
+        elif isinstance(event, RunFinished):
+            self.status, self.reason, self.last_finish = event.status, event.reason, event
+
+    def _step(self, step: Step) -> None:
+        self.steps[step.key] = step
+        self.failures.pop(step.key, None)  # answered after all (a later resume): the answer wins
+        self.usage.setdefault(step.service, ServiceUsage()).add(step)
+        if step.key == CHECKLIST_KEY and self.checklist is None:
+            self.checklist = list(step.result["questions"])
+
+    # --- what replay needs --------------------------------------------------------------------------
+
+    def settled_failures(self) -> dict[str, StepFailure]:
+        """Step failures that a ranking has already taken into account: replay repeats them, so the
+        replayed past is the recorded one. A failure in an iteration that was never ranked (the run
+        stopped in it, perhaps because of that failure) is the future: resume asks again."""
+        return {key: failure for key, failure in self.failures.items()
+                if (k := iteration_of_key(key)) is not None and k in self.rankings}
+
+    @property
+    def spent(self) -> float:
+        """Every answer paid for, a redone one twice."""
+        return sum(u.cost_usd for u in self.usage.values())
+
+    def spent_by_service(self) -> dict[str, float]:
+        return {service: u.cost_usd for service, u in self.usage.items()}
+
+    @property
+    def iterations_done(self) -> int:
+        return len(self.rankings)
+
+    # --- what readers need --------------------------------------------------------------------------
+
+    def scored(self) -> list[Candidate]:
+        """Candidates that were scored, in id order (iteration, then index)."""
+        return sorted((c for c in self.candidates.values() if c.status == "done"), key=lambda c: c.order)
+
+    def best(self) -> Candidate | None:
+        """The answer of the search: with pairwise ranking the last ranking's decision, else the highest
+        total ever scored (ties: the earlier candidate)."""
+        decided = [r.best for _, r in sorted(self.rankings.items()) if r.best in self.candidates]
+        if decided:
+            return self.candidates[decided[-1]]  # type: ignore[index]
+        done = self.scored()
+        return min(done, key=lambda c: (-c.total, c.order)) if done else None
+
+    def lineage(self, candidate_id: str | None) -> list[str]:
+        """The family line of a candidate back to iteration 0, oldest first."""
+        chain: list[str] = []
+        while candidate_id is not None and candidate_id in self.candidates and candidate_id not in chain:
+            chain.append(candidate_id)
+            candidate_id = self.candidates[candidate_id].parent
+        return list(reversed(chain))
+
+
+def fold(events: Iterable[Event]) -> RunView:
+    """The view of a whole log."""
+    view = RunView()
+    for event in events:
+        view.apply(event)
+    return view
