@@ -22,8 +22,9 @@ from beamsearch.config import Settings
 from beamsearch.costs import load_prices
 from beamsearch.engine import Outcome
 from beamsearch.errors import BeamsearchError, BudgetExhausted, RunFolderError, SettingsError
-from beamsearch.events import RunFinished, RunStarted, Stopping, WarningEvent
+from beamsearch.events import RunFinished, RunStarted
 from beamsearch.gate import Gate
+from beamsearch.progress import Stopping, WarningEvent
 from beamsearch.providers.base import Providers
 from beamsearch.store import RunStore
 from beamsearch.summary import write_derived

@@ -16,7 +16,7 @@ from typing import Any
 from beamsearch.config import Settings
 from beamsearch.costs import Budget, load_prices
 from beamsearch.engine import Engine, SearchSettings
-from beamsearch.events import Event
+from beamsearch.events import Candidate, Event
 from beamsearch.gate import Gate
 from beamsearch.judging import judging_settings
 from beamsearch.limits import RetryPolicy, ServiceLimiter
@@ -84,7 +84,7 @@ def search_settings(settings: Settings) -> SearchSettings:
         idea=settings.prompt or "", n=settings.n, m=settings.m, iterations=settings.iterations, alpha=settings.alpha,
         elitism=settings.elitism, target_score=settings.target_score, patience=settings.patience,
         min_improvement=settings.min_improvement, min_survivors=settings.min_survivors,
-        judging=judging_settings(settings),
+        judging=judging_settings(settings), refine=settings.refine, variants=settings.variants, rejudge=settings.rejudge,
     )
 
 
@@ -113,7 +113,8 @@ class Recorder:
             known = self.past.journal.get(ident)
             if known is not None and same_event(known, event):
                 return
-            self.past.journal[ident] = event
+            # a candidate is the engine's working record and changes later (judged again): keep it as logged
+            self.past.journal[ident] = event.model_copy(deep=True) if isinstance(event, Candidate) else event
         self.record(event)
 
 

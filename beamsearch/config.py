@@ -196,6 +196,14 @@ class Settings(Strict):
                                                    "compared two at a time in both orders")
     judge_samples: int = Field(1, ge=1, le=20, description="independent answers per judge and image, averaged")
     pairwise: PairwiseSettings = PairwiseSettings()
+    refine: Literal["alternate", "both", "weakest"] = Field(
+        "alternate", description="what each refinement iteration refines: alternate (odd WHAT, even HOW, the seed's "
+        "algorithm), both, or weakest (the dimension the parent's judges rated relatively lower)")
+    variants: int | None = Field(2, ge=0, le=10, description="how many times a refinement that repeats a prompt "
+                                 "already made in the run is asked again for another variant before its lane is "
+                                 "skipped unrendered; none = no check (repeats are rendered and paid for)")
+    rejudge: bool = Field(True, description="judge kept parents again at the next ranking, and the final survivors "
+                          "once more, so a lucky first score does not win by staying (2 vision calls each)")
     provider: ProviderName = "openai"
     text: RoleSettings = RoleSettings(temperature=0.9)
     image: ImageRoleSettings = ImageRoleSettings()

@@ -14,25 +14,13 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from beamsearch.events import (
-    AttemptFailed,
-    Candidate,
-    Event,
-    IterationStarted,
-    LaneFailed,
-    Ranked,
-    Ranking,
-    Result,
-    RunFinished,
-    RunStarted,
-    StageChanged,
-    Step,
-)
+from beamsearch.events import Candidate, Event, FinalCheck, LaneFailed, Ranking, RunFinished, RunStarted, Step
+from beamsearch.progress import AttemptFailed, IterationStarted, Ranked, Result, StageChanged
 from beamsearch.view import RunView
 
 LANE_ROWS_UP_TO = 16
-STAGES = ("expand", "critique", "refine", "combine", "image", "judge", "done", "failed")
-FINISHED = ("done", "failed")
+STAGES = ("expand", "critique", "refine", "combine", "image", "judge", "done", "failed", "skipped")
+FINISHED = ("done", "failed", "skipped")
 
 
 class Tracker:
@@ -77,6 +65,9 @@ class Tracker:
         elif isinstance(event, Ranked):
             self.best = (event.best, event.best_total)
             self.survivors = list(event.survivors)
+        elif isinstance(event, FinalCheck):  # the survivors judged again: the answer, by its average
+            self.best = (event.best, self.view.candidates[event.best].total if event.best in self.view.candidates
+                         else dict(event.pool).get(event.best) or 0.0)
 
     def _stage(self, event: StageChanged) -> None:
         now = time.monotonic()

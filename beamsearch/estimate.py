@@ -96,41 +96,61 @@ class CallPlan:
 
 
 def plan_calls(settings: Any) -> CallPlan:
-    """Every call a run of `settings` makes when every lane succeeds first time and it runs all its
-    iterations (retries, content-policy rephrases and early stops are not counted).
+    """Every call a run of `settings` makes when every lane succeeds first time, no refinement repeats a
+    prompt, and it runs all its iterations (retries, re-asked variants, content-policy rephrases, skipped
+    repeats and early stops are not counted).
 
     Iteration 0: per lane, expand WHAT and HOW (2 text), combine (1 text), one image, two judges (2 vision).
     Iteration k >= 1: one critique per parent (M parents, since M <= N and every lane is assumed to succeed),
-    then N children, each refine (1 text) + combine + image + two judges.
+    then N children, each refine (1 text; 2 with `refine: both`) + combine + image + two judges; with
+    `rejudge` and elitism the M kept parents are judged again (2 vision each). After the last ranking,
+    with `rejudge`, the survivors judged only once are judged again (the final check: at most M, plus
+    the best so far without elitism; as few as none when every survivor was a kept parent).
 
     Judging modes (beamsearch/judging.py): `judge_samples: k` makes each judge answer k times;
     `alignment: checklist` replaces judge_alignment by judge_checklist and adds one checklist call (text) to
     the run; `ranking: pairwise` adds, per ranking, between 2(F-1) and 2*min(F(F-1)/2, max_pairs) vision
-    calls, F = min(pool, finalists or max(4, 2M)), pool = N in iteration 0, N + M after it with elitism.
+    calls, F = min(pool, finalists or max(4, 2M)), pool = N in iteration 0, N + M after it with elitism
+    (and makes no final check: the comparisons decide the answer).
     """
-    from beamsearch.judging import finalists_count, pairwise_pair_bounds
-
     n, m = settings.n, settings.m
     samples = getattr(settings, "judge_samples", 1)
     alignment = "judge_checklist" if getattr(settings, "alignment", "rating") == "checklist" else "judge_alignment"
-    per_candidate = {"combine": 1, "image": 1, alignment: samples, "judge_aesthetic": samples}
+    judges = {alignment: samples, "judge_aesthetic": samples}
+    per_candidate = {"combine": 1, "image": 1, **judges}
     judge_chain = ["image", "vision"]
     plans = [IterationPlan(0, EXPAND, {"expand": 2 * n, **{t: c * n for t, c in per_candidate.items()}},
                            ["text", "text", *judge_chain])]
     if alignment == "judge_checklist":
         plans[0].calls["checklist"] = 1  # once per run, while the first lanes expand
+    refine = getattr(settings, "refine", "alternate")
+    rejudge = getattr(settings, "rejudge", False)
     for k in range(1, settings.iterations):
-        calls = {"critique": m, "refine": n, **{t: c * n for t, c in per_candidate.items()}}
-        plans.append(IterationPlan(k, dimension_of(k), calls, ["text", "text", "text", *judge_chain]))
+        calls = {"critique": m, "refine": n * (2 if refine == "both" else 1), **{t: c * n for t, c in per_candidate.items()}}
+        if rejudge and settings.elitism:
+            for task, count in judges.items():
+                calls[task] += count * m
+        plans.append(IterationPlan(k, dimension_of(k, refine), calls, ["text", "text", "text", *judge_chain]))
     if getattr(settings, "ranking", "scores") == "pairwise":
-        for plan in plans:
-            pool = n + (m if plan.iteration > 0 and settings.elitism else 0)
-            finalists = finalists_count(pool, m, settings.pairwise.finalists)
-            low, high = pairwise_pair_bounds(finalists, settings.pairwise.max_pairs)
-            plan.calls["judge_pairwise"], plan.fewest["judge_pairwise"] = 2 * high, 2 * low
-            if low:
-                plan.chain.append("vision")  # the first round of comparisons waits for the barrier
+        _add_pairwise(plans, settings)
+    elif rejudge:
+        most, fewest = (m, 0) if settings.elitism else (m + 1, m)
+        plans.append(IterationPlan(settings.iterations, "final", {t: c * most for t, c in judges.items()},
+                                   ["vision"] if fewest else [], fewest={t: c * fewest for t, c in judges.items()}))
     return CallPlan(plans)
+
+
+def _add_pairwise(plans: list[IterationPlan], settings: Any) -> None:
+    from beamsearch.judging import finalists_count, pairwise_pair_bounds
+
+    n, m = settings.n, settings.m
+    for plan in plans:
+        pool = n + (m if plan.iteration > 0 and settings.elitism else 0)
+        finalists = finalists_count(pool, m, settings.pairwise.finalists)
+        low, high = pairwise_pair_bounds(finalists, settings.pairwise.max_pairs)
+        plan.calls["judge_pairwise"], plan.fewest["judge_pairwise"] = 2 * high, 2 * low
+        if low:
+            plan.chain.append("vision")  # the first round of comparisons waits for the barrier
 
 
 # --- cost -----------------------------------------------------------------------------------------
@@ -273,6 +293,12 @@ def estimate(settings: Any) -> Estimate:
                      "(add them to a price table with `prices: FILE`).")
     if any(settings.role_provider(s) == "sim" for s in ROLES):
         notes.append("The simulator charges simulated prices; nothing is really paid.")
+    if getattr(settings, "rejudge", False):
+        notes.append("Kept parents are judged again at each ranking, and the final survivors once more "
+                     "(rejudge), so a lucky first score does not win by staying: those judge calls are counted.")
+    if getattr(settings, "variants", None) is not None:
+        notes.append(f"A refinement that repeats a prompt already made is asked again (at most {settings.variants} "
+                     "times) and its lane is skipped unrendered if it still repeats: more text calls, fewer images.")
     fewest = plan.by_task(fewest=True).get("judge_pairwise")
     if fewest is not None:
         notes.append(f"Pairwise ranking makes between {fewest} and {plan.by_task()['judge_pairwise']} judge_pairwise "

@@ -1,8 +1,8 @@
 """Every event of a run, defined once: what the log holds and what listeners hear.
 
-An event is a pydantic model with a `type` tag and a time stamp `ts`. *Logged* events are the lines of
-`events.jsonl` (the source of truth of a run); *progress* events (stages, attempts, the ranking's
-announcement) go only to listeners: the display, the web view, `--json`, tests and benchmarks.
+An event is a pydantic model with a `type` tag and a time stamp `ts`. *Logged* events (here) are the lines
+of `events.jsonl` (the source of truth of a run); *progress* events (`progress.py`: stages, attempts, the
+ranking's announcement) go only to listeners: the display, the web view, `--json`, tests and benchmarks.
 
 Writers build events only through these classes; the store writes them with `to_line` and reads each
 line back with `parse_line`, which names the line and the field of a bad one. Every model keeps fields it
@@ -140,15 +140,17 @@ class Candidate(Event):
     checks: dict[str, bool] = Field(default_factory=dict)  # checklist question id -> counts as yes
     judge_samples: dict[str, list[float]] = Field(default_factory=dict)  # judge -> its k scores (k > 1)
     judge_spread: dict[str, float] = Field(default_factory=dict)  # judge -> std. dev. of its k scores
+    refined: str | None = None  # the dimension its refinement changed: what, how or both (None: expanded)
+    judgements: list[tuple[float, float]] = Field(default_factory=list)  # (alignment, aesthetic) per judging
 
     @property
     def order(self) -> tuple[int, int]:
         """Ties in a ranking go to the earlier candidate: lower iteration, then lower index."""
         return (self.iteration, self.index)
 
-    def snapshot(self) -> Candidate:
-        """A copy to log: later changes to the working record do not reach the logged one."""
-        return self.model_copy(deep=True, update={"ts": now()})
+    @property
+    def pair(self) -> tuple[str, str]:
+        return (self.what, self.how)
 
 
 class LaneFailed(Event):
@@ -157,6 +159,25 @@ class LaneFailed(Event):
     iteration: int
     parent: str | None = None
     error: str | None = None
+
+
+class LaneSkipped(Event):
+    """A lane whose every variant repeated an earlier prompt: not rendered, not paid for twice."""
+
+    type: Literal["lane_skipped"] = "lane_skipped"
+    id: str
+    iteration: int
+    parent: str | None = None
+    repeats: str
+    reason: str = ""
+
+
+class FinalCheck(Event):
+    """After the last ranking: the survivors judged once more, and the answer chosen from them."""
+
+    type: Literal["final_check"] = "final_check"
+    pool: list[tuple[str, float | None]]
+    best: str
 
 
 class Comparison(BaseModel):
@@ -201,8 +222,9 @@ class Ranking(Event):
     pool: list[tuple[str, float | None]]
     survivors: list[str]
     failed: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list)  # lanes not rendered: every variant repeated a prompt
     pairwise: PairwiseRecord | None = None
-    best: str | None = None  # pairwise ranking: the best so far, decided by comparison
+    best: str | None = None  # the best so far, as the engine decided it (by comparison with pairwise ranking)
 
 
 class RunFinished(Event):
@@ -218,7 +240,7 @@ class OtherEvent(Event):
 
 LOGGED_TYPES: dict[str, type[Event]] = {
     cls.model_fields["type"].default: cls
-    for cls in (RunStarted, Step, StepFailure, Candidate, LaneFailed, Ranking, RunFinished)
+    for cls in (RunStarted, Step, StepFailure, Candidate, LaneFailed, Ranking, RunFinished, LaneSkipped, FinalCheck)
 }
 
 
@@ -231,7 +253,8 @@ LoggedEvent = Annotated[
     Annotated[RunStarted, Tag("run_started")] | Annotated[Step, Tag("step")]
     | Annotated[StepFailure, Tag("step_failed")] | Annotated[Candidate, Tag("candidate")]
     | Annotated[LaneFailed, Tag("lane_failed")] | Annotated[Ranking, Tag("ranking")]
-    | Annotated[RunFinished, Tag("run_finished")] | Annotated[OtherEvent, Tag("other")],
+    | Annotated[RunFinished, Tag("run_finished")] | Annotated[LaneSkipped, Tag("lane_skipped")] | Annotated[FinalCheck, Tag("final_check")]
+    | Annotated[OtherEvent, Tag("other")],
     Discriminator(_tag),
 ]
 _LOGGED = TypeAdapter(LoggedEvent)
@@ -273,92 +296,10 @@ def describe(error: Any, line: bytes | str) -> str:
     return f"{where} is not valid ({error['msg'].lower()})"
 
 
-# --- progress events (not logged) -----------------------------------------------------------------
+def __getattr__(name: str) -> Any:
+    """Progress events live in `progress`; `from beamsearch.events import StageChanged` still finds them."""
+    from beamsearch import progress
 
-
-class IterationStarted(Event):
-    type: Literal["iteration_started"] = "iteration_started"
-    iteration: int
-    dimension: str
-    lanes: int
-
-
-class StageChanged(Event):
-    """A lane entered a stage; `done` carries the scores, `failed` the error."""
-
-    type: Literal["stage"] = "stage"
-    id: str
-    parent: str | None = None
-    iteration: int
-    stage: str
-    total: float | None = None
-    alignment: float | None = None
-    aesthetic: float | None = None
-    error: str | None = None
-
-
-class AttemptFailed(Event):
-    """One attempt of a step failed and may be retried (`final` when it was the last allowed)."""
-
-    type: Literal["attempt_failed"] = "attempt_failed"
-    key: str
-    service: str
-    attempt: int
-    error: str
-    final: bool = False
-
-
-class Ranked(Event):
-    """After each ranking: the survivors and the best so far."""
-
-    type: Literal["ranked"] = "ranked"
-    iteration: int
-    survivors: list[str]
-    best: str
-    best_total: float
-
-
-class PairwiseVerdict(Comparison, Event):
-    """One pair judged in both orders during a pairwise ranking."""
-
-    type: Literal["pairwise"] = "pairwise"
-    iteration: int
-
-
-class WarningEvent(Event):
-    """Something the user should know that does not stop the run."""
-
-    type: Literal["warning"] = "warning"
-    message: str
-
-
-class Stopping(Event):
-    """The run was asked to stop (Ctrl-C, a timeout): calls in flight are being cancelled."""
-
-    type: Literal["stopping"] = "stopping"
-    reason: str
-
-
-class Result(Event):
-    """The last line of `run --json`: where the run is and what it found."""
-
-    type: Literal["result"] = "result"
-    run_dir: str
-    status: str | None = None
-    reason: str | None = None
-    exit_code: int = 0
-    cost_usd: float = 0.0
-    best: dict[str, Any] | None = None
-    lineage: list[str] = Field(default_factory=list)
-
-
-PROGRESS_TYPES: dict[str, type[Event]] = {
-    cls.model_fields["type"].default: cls
-    for cls in (IterationStarted, StageChanged, AttemptFailed, Ranked, PairwiseVerdict, WarningEvent, Stopping, Result)
-}
-
-
-def from_data(data: dict[str, Any]) -> Event:
-    """Any event (logged or progress) from its JSON data; an unknown type is kept as an `OtherEvent`."""
-    cls = LOGGED_TYPES.get(data.get("type", "")) or PROGRESS_TYPES.get(data.get("type", ""), OtherEvent)
-    return cls.model_validate(data)
+    if name in progress.__dict__ and isinstance(progress.__dict__[name], type) or name == "from_data":
+        return progress.__dict__[name]
+    raise AttributeError(f"module 'beamsearch.events' has no attribute {name!r}")

@@ -27,8 +27,9 @@ from beamsearch.errors import (
     RunFailed,
     StepFailed,
 )
-from beamsearch.events import AttemptFailed, Event, Step, StepFailure, UsageRecord
+from beamsearch.events import Event, Step, StepFailure, UsageRecord
 from beamsearch.limits import RetryPolicy, ServiceLimiter
+from beamsearch.progress import AttemptFailed
 from beamsearch.providers.base import Usage
 
 

@@ -31,12 +31,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from beamsearch.errors import CallError, InvalidAnswer
-from beamsearch.events import CHECKLIST_KEY, Event, PairwiseVerdict
+from beamsearch.checklist import checklist_score, effective, parse_checks, validate_checklist
+from beamsearch.errors import CallError
+from beamsearch.events import CHECKLIST_KEY, Candidate, Event
+from beamsearch.pairwise import Tournament, copeland, finalists_count, pairwise_pair_bounds
+from beamsearch.progress import PairwiseVerdict
 from beamsearch.together import all_settled
 
-MAX_QUESTIONS = 40
-__all__ = ["CHECKLIST_KEY", "Judging", "JudgingSettings"]
+__all__ = ["CHECKLIST_KEY", "Judging", "JudgingSettings", "checklist_score", "effective", "finalists_count",
+           "pairwise_pair_bounds", "parse_checks", "validate_checklist"]
 
 
 @dataclass
@@ -58,81 +61,6 @@ def judging_settings(settings: Any) -> JudgingSettings:
     )
 
 
-# --- checklist ------------------------------------------------------------------------------------
-
-
-def validate_checklist(questions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Clean a checklist and refuse one that cannot be scored (an InvalidAnswer, so the gate retries):
-    no questions, too many, duplicate ids, dependencies on unknown ids or on themselves, cycles."""
-    if not questions:
-        raise InvalidAnswer("the checklist has no questions")
-    if len(questions) > MAX_QUESTIONS:
-        raise InvalidAnswer(f"the checklist has {len(questions)} questions (at most {MAX_QUESTIONS})")
-    cleaned: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for q in questions:
-        qid = str(q["id"]).strip()
-        if not qid or qid in seen:
-            raise InvalidAnswer(f"the checklist repeats or omits a question id ({qid!r})")
-        seen.add(qid)
-        cleaned.append({"id": qid, "question": str(q["question"]).strip(), "category": q["category"],
-                        "element": str(q.get("element", "")).strip(), "weight": float(q["weight"]),
-                        "depends_on": list(dict.fromkeys(str(d).strip() for d in q.get("depends_on", [])))})
-    for q in cleaned:
-        for dep in q["depends_on"]:
-            if dep == q["id"] or dep not in seen:
-                raise InvalidAnswer(f"question {q['id']} depends on {dep!r}, which is not another question")
-    _topological(cleaned)
-    return cleaned
-
-
-def _topological(questions: Sequence[dict[str, Any]]) -> list[str]:
-    """Ids in an order where every question follows what it depends on; a cycle is an invalid answer."""
-    deps = {q["id"]: q["depends_on"] for q in questions}
-    order: list[str] = []
-    state: dict[str, int] = {}
-
-    def visit(qid: str) -> None:
-        if state.get(qid) == 2:
-            return
-        if state.get(qid) == 1:
-            raise InvalidAnswer(f"the checklist's dependencies form a cycle through {qid}")
-        state[qid] = 1
-        for dep in deps[qid]:
-            visit(dep)
-        state[qid] = 2
-        order.append(qid)
-
-    for qid in deps:
-        visit(qid)
-    return order
-
-
-def parse_checks(questions: Sequence[dict[str, Any]], answers: Sequence[dict[str, Any]]) -> dict[str, bool]:
-    """The judge's yes/no per question id; every question must be answered (unknown ids are ignored)."""
-    given = {str(a["id"]).strip(): a["answer"] == "yes" for a in answers}
-    absent = [q["id"] for q in questions if q["id"] not in given]
-    if absent:
-        raise InvalidAnswer(f"the judge did not answer question{'s' if len(absent) > 1 else ''} {', '.join(absent[:5])}")
-    return {q["id"]: given[q["id"]] for q in questions}
-
-
-def effective(questions: Sequence[dict[str, Any]], answers: dict[str, bool]) -> dict[str, bool]:
-    """A question counts as yes only if it is answered yes and everything it depends on counts."""
-    deps = {q["id"]: q["depends_on"] for q in questions}
-    result: dict[str, bool] = {}
-    for qid in _topological(questions):
-        result[qid] = answers.get(qid, False) and all(result[d] for d in deps[qid])
-    return result
-
-
-def checklist_score(questions: Sequence[dict[str, Any]], counted: dict[str, bool]) -> float:
-    """The weighted share of questions that count, 0-100."""
-    total = sum(q["weight"] for q in questions)
-    passed = sum(q["weight"] for q in questions if counted.get(q["id"]))
-    return round(100.0 * passed / total, 2) if total else 0.0
-
-
 # --- repeated judging -----------------------------------------------------------------------------
 
 
@@ -151,60 +79,6 @@ def majority(lists: Sequence[Sequence[str]]) -> list[str]:
         for item in dict.fromkeys(items):
             counts[item] = counts.get(item, 0) + 1
     return [item for item, count in counts.items() if 2 * count >= len(lists)]
-
-
-# --- pairwise -------------------------------------------------------------------------------------
-
-
-def finalists_count(pool: int, m: int, finalists: int | None) -> int:
-    """How many of the score order enter the pairwise round: the setting, else max(4, 2M), at most the pool."""
-    return min(pool, finalists if finalists is not None else max(4, 2 * m))
-
-
-def pairwise_pair_bounds(finalists: int, max_pairs: int | None) -> tuple[int, int]:
-    """Fewest and most pairs one ranking compares (each pair is two vision calls). The fewest is F-1:
-    the first round compares every neighbour, and if those results form a chain the rest is implied."""
-    low, high = max(0, finalists - 1), finalists * (finalists - 1) // 2
-    if max_pairs is not None:
-        low, high = min(low, max_pairs), min(high, max_pairs)
-    return low, high
-
-
-class Tournament:
-    """Decisive results between candidates and what follows from them by transitivity."""
-
-    def __init__(self) -> None:
-        self.beats: dict[str, set[str]] = {}
-
-    def add_win(self, winner: str, loser: str) -> None:
-        self.beats.setdefault(winner, set()).add(loser)
-
-    def implies(self, winner: str, loser: str) -> bool:
-        """Is there a chain of decisive wins from `winner` down to `loser`?"""
-        stack, seen = [winner], {winner}
-        while stack:
-            for nxt in self.beats.get(stack.pop(), ()):
-                if nxt == loser:
-                    return True
-                if nxt not in seen:
-                    seen.add(nxt)
-                    stack.append(nxt)
-        return False
-
-
-def copeland(ids: Sequence[str], comparisons: Sequence[dict[str, Any]], skipped: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Copeland score: one point per win (direct or implied), half a point per tie."""
-    score = dict.fromkeys(ids, 0.0)
-    for c in comparisons:
-        if c.get("winner"):
-            score[c["winner"]] += 1.0
-        elif c.get("agree") is False:
-            a, b = c["pair"]
-            score[a] += 0.5
-            score[b] += 0.5
-    for s in skipped:
-        score[s["implied"]] += 1.0
-    return score
 
 
 # --- orchestration --------------------------------------------------------------------------------
@@ -248,6 +122,17 @@ class Judging:
         return await asyncio.shield(self._checklist)
 
     # scoring one candidate
+
+    async def rejudge(self, c: Any, k: int, lane: str) -> None:
+        """Judge `c`'s image once more (under lane `lane` of iteration `k`) and keep the average of all its
+        judgings: one noisy draw that won a ranking is a lucky draw, and more draws shrink the luck."""
+        fresh = Candidate(id=c.id, iteration=c.iteration, index=c.index, image=c.image)
+        await self.score(fresh, k, lane)
+        if not c.judgements:
+            c.judgements.append((c.alignment, c.aesthetic))
+        c.judgements.append((fresh.alignment, fresh.aesthetic))
+        c.alignment = round(statistics.fmean(a for a, _ in c.judgements), 3)
+        c.aesthetic = round(statistics.fmean(e for _, e in c.judgements), 3)
 
     async def score(self, c: Any, k: int, lane: str) -> None:
         """Alignment and aesthetic, each from k judge answers made at once; fills in the candidate."""

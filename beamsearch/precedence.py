@@ -194,7 +194,11 @@ PAST_KEYS = (
     "vision.vision_max_side", "sim.image_size", "sim.alignment_noise", "sim.aesthetic_noise",
     "alignment", "ranking", "judge_samples", "pairwise.finalists", "pairwise.max_pairs",
     "sim.checklist_noise", "sim.rating_saturation", "sim.pairwise_noise", "sim.pairwise_bias",
+    "refine", "variants", "rejudge",
 )
+# What a past-shaping setting that a run's recorded settings do not name was when that run was made:
+# runs from before the setting existed resume as they were shaped, not under the new default.
+LEGACY_VALUES: dict[str, Any] = {"variants": None, "rejudge": False, "refine": "alternate"}
 
 
 def get_dotted(data: dict[str, Any], dotted: str) -> Any:
@@ -213,6 +217,7 @@ def resolve_for_resume(
     environ: dict[str, str] | None = None,
 ) -> Settings:
     """The recorded settings < config file < environment < flags, refusing changes to the past."""
+    recorded = {**{k: v for k, v in LEGACY_VALUES.items() if k not in recorded}, **recorded}
     old = validate(recorded)
     env = os.environ if environ is None else environ
     sources = _unless_flagged(environment_sources(env), flags)

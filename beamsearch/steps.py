@@ -41,7 +41,22 @@ DIMENSIONS = {
              "one paragraph"),
     "how": ("HOW (style)", "Change only the style: lighting, composition, palette, medium, mood. Never add or remove content.",
             "one comma-separated line"),
+    "both": ("WHAT (content) and HOW (style)", "Say what to change in the content and what in the style.", ""),
 }
+# Template text that is shown only when it says something; when empty it is not part of what a step is
+# asked (so runs made before it existed keep their fingerprints).
+TEMPLATE_DEFAULTS = {"variety": ""}
+
+
+def variety(variant: int | None, siblings: int, avoid: list[str]) -> str:
+    """What makes a lane's answer differ from its siblings' and from texts already taken."""
+    lines = []
+    if variant is not None and siblings > 1:
+        lines.append(f"This is variant {variant + 1} of {siblings} for this parent: make it differ from the others.")
+    if avoid:
+        lines.append("These versions are taken already; write one that differs from each of them:")
+        lines += [f"- {text}" for text in avoid]
+    return "\n".join(lines)
 
 
 @dataclass
@@ -88,7 +103,7 @@ class Steps(RenderSteps):
 
     async def ask(self, task: Task) -> dict[str, Any]:
         """Ask `task` through the gate (answered from the log when it is recorded) and return its result."""
-        system, user = self.templates.render(task.template or task.task, task.variables)
+        system, user = self.templates.render(task.template or task.task, {**TEMPLATE_DEFAULTS, **task.variables})
         request_fields = dict(key=task.key, task=task.task, system=system, user=user,
                               variables=task.view if task.view is not None else task.variables,
                               schema=strict_json_schema(task.answer) if task.answer else None,
@@ -120,14 +135,20 @@ class Steps(RenderSteps):
 
     # --- text tasks ---------------------------------------------------------------------------------
 
-    async def expand(self, iteration: int, lane: str, dimension: str, idea: str) -> str:
+    async def expand(self, iteration: int, lane: str, dimension: str, idea: str, attempt: int = 0,
+                     avoid: list[str] | None = None) -> str:
         task = f"expand_{dimension}"
-        result = await self.ask(Task(key_of(iteration, lane, task), task, {"idea": idea, "lane": lane},
-                                     temperature=self.settings.text.temperature))
+        variables: dict[str, Any] = {"idea": idea, "lane": lane}
+        if avoid:
+            variables["variety"] = variety(None, 0, avoid)
+        key = key_of(iteration, lane, task if attempt == 0 else f"{task}.v{attempt}")
+        result = await self.ask(Task(key, task, variables, temperature=self.settings.text.temperature,
+                                     view={**variables, "avoid": list(avoid or [])}))
         return result["text"]
 
-    async def combine(self, iteration: int, lane: str, what: str, how: str) -> str:
-        result = await self.ask(Task(key_of(iteration, lane, "combine"), "combine", {"what": what, "how": how}))
+    async def combine(self, iteration: int, lane: str, what: str, how: str, attempt: int = 0) -> str:
+        key = key_of(iteration, lane, "combine" if attempt == 0 else f"combine.v{attempt}")
+        result = await self.ask(Task(key, "combine", {"what": what, "how": how}))
         return result["text"]
 
     async def critique(self, iteration: int, parent: Any, dimension: str, idea: str) -> Critique:
@@ -143,7 +164,12 @@ class Steps(RenderSteps):
                                      view={**variables, "missing": parent.missing, "weak": parent.weak}))
         return Critique(result["critique"], list(result["suggestions"]))
 
-    async def refine(self, iteration: int, lane: str, dimension: str, parent: Any, critique: Critique, idea: str) -> str:
+    async def refine(self, iteration: int, lane: str, dimension: str, parent: Any, critique: Critique, idea: str,
+                     variant: int | None = None, siblings: int = 1, attempt: int = 0,
+                     avoid: list[str] | None = None) -> str:
+        """The lane's new text for `dimension`. `variant` of `siblings` (None: no hint, as runs made before
+        the hint existed) asks for a version that differs from the parent's other children; `avoid` lists
+        versions already taken (a re-ask, `attempt` > 0, under a key of its own)."""
         name, rule, form = DIMENSIONS[dimension]
         current, other = (parent.what, parent.how) if dimension == "what" else (parent.how, parent.what)
         variables = {
@@ -152,9 +178,13 @@ class Steps(RenderSteps):
             "suggestions": "\n".join(f"- {s}" for s in critique.suggestions),
             "what": parent.what, "how": parent.how,
         }
-        result = await self.ask(Task(key_of(iteration, lane, f"refine_{dimension}"), "refine", variables,
-                                     temperature=self.settings.text.temperature,
-                                     view={**variables, "suggestions": critique.suggestions}))
+        if hint := variety(variant, siblings, avoid or []):
+            variables["variety"] = hint
+        task = f"refine_{dimension}"
+        key = key_of(iteration, lane, task if attempt == 0 else f"{task}.v{attempt}")
+        result = await self.ask(Task(key, "refine", variables, temperature=self.settings.text.temperature,
+                                     view={**variables, "suggestions": critique.suggestions, "variant": variant,
+                                           "avoid": list(avoid or [])}))
         return result["text"]
 
     async def checklist(self, idea: str) -> list[dict[str, Any]]:

@@ -55,6 +55,7 @@ def build_summary(run_document: dict[str, Any], view: RunView) -> dict[str, Any]
         "iterations": iterations,
         "candidates": [candidates[c] for c in sorted(candidates, key=lambda c: view.candidates[c].order)],
         "failed": [f.model_dump(mode="json") for f in view.failed_lanes.values()],
+        "skipped": [f.model_dump(mode="json", exclude={"type", "ts"}) for f in view.skipped_lanes.values()],
         "usage": usage,
         "cost_usd": round(sum(s["cost_usd"] for s in usage.values()), 6),
         "judging": judging["overall"],

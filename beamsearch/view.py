@@ -18,7 +18,9 @@ from beamsearch.events import (
     CHECKLIST_KEY,
     Candidate,
     Event,
+    FinalCheck,
     LaneFailed,
+    LaneSkipped,
     Ranking,
     RunFinished,
     RunStarted,
@@ -56,10 +58,14 @@ def iteration_of_key(key: str) -> int | None:
 
 def journal_ident(event: Event) -> str | None:
     """Events the engine logs once per identity (a replay that reaches the same one logs nothing)."""
-    if isinstance(event, Candidate | LaneFailed):
+    if isinstance(event, Candidate) and len(event.judgements) > 1:  # judged again: each state its own identity
+        return f"candidate:{event.id}:j{len(event.judgements)}"
+    if isinstance(event, Candidate | LaneFailed | LaneSkipped):
         return f"{event.type}:{event.id}"
     if isinstance(event, Ranking):
         return f"ranking:{event.iteration}"
+    if isinstance(event, FinalCheck):
+        return "final_check"
     return None
 
 
@@ -71,7 +77,9 @@ class RunView:
     failures: dict[str, StepFailure] = field(default_factory=dict)  # key -> failure not answered since
     candidates: dict[str, Candidate] = field(default_factory=dict)  # id -> latest, unless its lane failed since
     failed_lanes: dict[str, LaneFailed] = field(default_factory=dict)
+    skipped_lanes: dict[str, LaneSkipped] = field(default_factory=dict)  # repeats, never rendered
     rankings: dict[int, Ranking] = field(default_factory=dict)
+    final: FinalCheck | None = None
     journal: dict[str, Event] = field(default_factory=dict)  # journal_ident -> latest logged
     usage: dict[str, ServiceUsage] = field(default_factory=dict)
     checklist: list[dict] | None = None
@@ -95,8 +103,13 @@ class RunView:
         elif isinstance(event, LaneFailed):
             self.failed_lanes[event.id] = event
             self.candidates.pop(event.id, None)
+        elif isinstance(event, LaneSkipped):
+            self.skipped_lanes[event.id] = event
         elif isinstance(event, Ranking):
             self.rankings[event.iteration] = event
+            self.final = None  # a later ranking (a resumed run extended) supersedes an earlier final check
+        elif isinstance(event, FinalCheck):
+            self.final = event
         elif isinstance(event, RunStarted):
             self.sessions += 1
             self.status, self.reason, self.last_finish = "running", "", None
@@ -138,8 +151,10 @@ class RunView:
         return sorted((c for c in self.candidates.values() if c.status == "done"), key=lambda c: c.order)
 
     def best(self) -> Candidate | None:
-        """The answer of the search: with pairwise ranking the last ranking's decision, else the highest
-        total ever scored (ties: the earlier candidate)."""
+        """The answer of the search: the final check's choice, else the last ranking's decision (the engine
+        records it), else (logs from before either was recorded) the highest total ever scored."""
+        if self.final is not None and self.final.best in self.candidates:
+            return self.candidates[self.final.best]
         decided = [r.best for _, r in sorted(self.rankings.items()) if r.best in self.candidates]
         if decided:
             return self.candidates[decided[-1]]  # type: ignore[index]

@@ -34,6 +34,7 @@ class LaneChain:
     lane: str
     before_image: float  # (parent's critique +) expand or refine + combine
     image_and_after: float  # image (and any rephrase rounds) + the slowest judge
+    images: int = 1  # image requests it made (none: a skipped repeat, or a parent judged again)
 
     @property
     def total(self) -> float:
@@ -47,6 +48,8 @@ def step_latencies(events: Iterable[dict[str, Any]]) -> dict[str, float]:
 
 
 def _group(task: str) -> str:
+    if ".v" in task:  # a variant asked again after the first answer repeated a prompt: one after the other
+        return task
     for name in PARALLEL_GROUPS:
         if task.startswith(name):
             return name
@@ -70,9 +73,13 @@ def lane_chains(events: list[dict[str, Any]], extra: dict[str, float] | None = N
     for key, seconds in latency.items():
         parts = key.split("/", 2)
         if len(parts) != 3 or not parts[0][1:].isdigit() or not parts[1][1:].isdigit():
-            continue  # a parent's critique (p-...), a pairwise comparison, the run's checklist: not a lane
+            continue  # a parent's critique (p-...), a pairwise comparison, the run's checklist, a judging again
         head, lane, task = parts
         tasks[(int(head[1:]), lane)][_group(task)].append(seconds)
+    for key, seconds in latency.items():  # kept parents judged again, and the final check: judges only
+        parts = key.split("/", 2)
+        if len(parts) == 3 and parts[0][1:].isdigit() and parts[1].startswith("keep-"):
+            tasks[(int(parts[0][1:]), parts[1])][_group(parts[2])].append(seconds)
     chains = []
     for (k, lane), groups in sorted(tasks.items()):
         parent = parents.get(f"i{k}{lane}")
@@ -80,7 +87,7 @@ def lane_chains(events: list[dict[str, Any]], extra: dict[str, float] | None = N
         before = critique + max(groups.get("expand", [0.0])) + sum(
             sum(v) for g, v in groups.items() if g not in ("expand", "judge", "image"))
         after = sum(groups.get("image", [])) + max(groups.get("judge", [0.0]))
-        chains.append(LaneChain(k, lane, before, after))
+        chains.append(LaneChain(k, lane, before, after, len(groups.get("image", []))))
     return chains
 
 
@@ -117,7 +124,11 @@ def rate_limited_bound(chains: list[LaneChain], rpm: float, window_s: float) -> 
     allowed, period = window_scheme(rpm, window_s)
     starts: list[float] = []
     t = 0.0
-    for lanes in by_iteration(chains):
+    for everyone in by_iteration(chains):
+        lanes = [c for c in everyone if c.images]  # only lanes that asked for an image take a slot
+        if not lanes:  # the final check: judges only
+            t += max(c.total for c in everyone)
+            continue
         slots = []
         for ready in sorted(t + c.before_image for c in lanes):
             start = ready
@@ -130,7 +141,7 @@ def rate_limited_bound(chains: list[LaneChain], rpm: float, window_s: float) -> 
         tails = sorted(c.image_and_after for c in lanes)
         n = len(lanes)
         end = max(slots[n - j] + tails[j - 1] for j in range(1, n + 1))
-        t = max(end, t + max(c.total for c in lanes))
+        t = max(end, t + max(c.total for c in everyone))
     return t
 
 
@@ -144,8 +155,8 @@ def first_come_schedule(chains: list[LaneChain], rpm: float, window_s: float) ->
     starts: list[float] = []
     t = 0.0
     for lanes in by_iteration(chains):
-        end = t
-        for chain in sorted(lanes, key=lambda c: c.before_image):
+        end = t + max(c.total for c in lanes)
+        for chain in sorted((c for c in lanes if c.images), key=lambda c: c.before_image):
             start = t + chain.before_image
             if len(starts) >= allowed:
                 start = max(start, starts[-allowed] + period)

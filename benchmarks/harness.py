@@ -178,7 +178,9 @@ def settings_for(runs_dir: Path, *, n: int, m: int, iterations: int, text: float
         "sim.latency.vision.mean": vision, "sim.latency.vision.jitter": jitter,
     }
     flags.update(extra or {})
-    return resolve(None, flags, environ={})
+    settings = resolve(None, flags, environ={})
+    unset = {name: None for name, value in (extra or {}).items() if value is None}  # resolve skips None flags
+    return Settings.model_validate({**settings.public_dict(), **unset}) if unset else settings
 
 
 def run_search(settings: Settings, *, staged: bool = False, simulator: RecordingSimulator | None = None) -> Measured:
@@ -197,10 +199,11 @@ def run_search(settings: Settings, *, staged: bool = False, simulator: Recording
     result = asyncio.run(app.start_run(settings, [listen], pieces=pieces))
     total, cpu = time.perf_counter() - begin, time.process_time() - cpu
     events = [json.loads(line) for line in (result.store.path / "events.jsonl").read_text().splitlines() if line]
-    candidates = sum(1 for e in events if e.get("type") == "candidate")
+    candidates = len({e["id"] for e in events if e.get("type") == "candidate"})  # judged again: logged again
+    lanes = len({e["id"] for e in events if e.get("type") in ("candidate", "lane_skipped", "lane_failed")})
     return Measured(marks["run_finished"] - marks["run_started"], total, cpu,
                     marks["run_finished_cpu"] - marks["run_started_cpu"], events, sim, settings, result.status,
-                    candidates, {"run_dir": result.store.path})
+                    candidates, {"run_dir": result.store.path, "lanes": lanes})
 
 
 @contextmanager

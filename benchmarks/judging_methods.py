@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from beamsearch.app import start_run
+from beamsearch.config import Settings
 from beamsearch.precedence import resolve
 
 IDEAS = (
@@ -54,7 +55,10 @@ def settings_for(root: Path, idea: str, seed: int, n: int, m: int, flags: dict[s
     base = {"provider": "sim", "prompt": idea, "n": n, "m": m, "iterations": 1, "seed": seed,
             "runs_dir": str(root), "sim.latency.text.mean": 0, "sim.latency.image.mean": 0,
             "sim.latency.vision.mean": 0, "sim.image_size": 128}
-    return resolve(None, {**base, **flags}, environ={})
+    settings = resolve(None, {**base, **flags}, environ={})
+    # every method must judge the same pool: no repeat check (whose decisions depend on which lane got
+    # there first) and no second judging (a separate remedy, measured by benchmarks.quality)
+    return Settings.model_validate({**settings.public_dict(), "variants": None, "rejudge": False})
 
 
 def truths(events: list[dict[str, Any]], alpha: float) -> dict[str, float]:

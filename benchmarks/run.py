@@ -88,7 +88,8 @@ def efficiency(profile: Profile) -> list[dict[str, Any]]:
                 with_sim = bounds.critical_path_bound(bounds.lane_chains(measured.events, sim.extra))
                 runs.append({"wall": measured.wall, "bound": bound, "bound_with_sim_time": with_sim,
                              "ratio": measured.wall / bound, "ratio_with_sim_time": measured.wall / with_sim,
-                             "cpu": measured.cpu, "sim_cpu": sim.work_cpu, "candidates": measured.candidates})
+                             "cpu": measured.cpu, "sim_cpu": sim.work_cpu, "candidates": measured.candidates,
+                             "lanes": measured.extras["lanes"]})
                 log(f"efficiency N={n} sim work {work} seed {seed}: wall {measured.wall:.3f} s, bound {bound:.3f} s, "
                     f"ratio {measured.wall / bound:.4f}")
             rows.append({"n": n, "m": m, "iterations": iterations, "sim_work": work, "runs": runs,
@@ -153,8 +154,9 @@ def streaming_vs_staged(profile: Profile) -> dict[str, Any]:
         walls = {}
         for staged in (False, True):
             with harness.scratch() as folder:
+                # the stage barriers wait for every lane at every stage: no lane skipped as a repeat, no extra judging
                 settings = harness.settings_for(folder, n=n, m=m, iterations=iterations, seed=seed,
-                                                **profile.latencies())
+                                                extra={"variants": None, "rejudge": False}, **profile.latencies())
                 measured = harness.run_search(settings, staged=staged)
             walls["staged" if staged else "streaming"] = measured.wall
             if not staged:
@@ -191,7 +193,7 @@ def overhead_child(n: int, m: int, iterations: int, size: int, photo: bool) -> d
                 tracemalloc.stop()
             image_bytes = sum(p.stat().st_size for p in (measured.extras["run_dir"] / "images").iterdir())
         beamsearch_cpu = measured.search_cpu - sim.work_cpu - sim.text_cpu
-        return {"candidates": measured.candidates, "wall": measured.wall, "search_cpu": measured.search_cpu,
+        return {"candidates": measured.candidates, "lanes": measured.extras["lanes"], "wall": measured.wall, "search_cpu": measured.search_cpu,
                 "total_cpu": measured.cpu, "sim_cpu": sim.work_cpu + sim.text_cpu,
                 "cpu_per_candidate_ms": 1000 * beamsearch_cpu / measured.candidates,
                 "total_cpu_per_candidate_ms": 1000 * (measured.cpu - sim.work_cpu - sim.text_cpu) / measured.candidates,

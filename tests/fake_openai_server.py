@@ -187,8 +187,17 @@ def _plain_answer(system: str, user: str, policy_words: tuple[str, ...]) -> str:
         words = [w for w in prompt.split() if w.strip(".,;:!?").lower() not in policy_words]
         return " ".join(words) or "a calm landscape"
     values = [line.split(": ", 1)[1].strip() for line in user.splitlines() if ": " in line]
-    text = "; ".join(v for v in values if v) or " ".join(user.split())
-    return text[:300]
+    text = ("; ".join(v for v in values if v) or " ".join(user.split()))[:300]
+    # asked for one of several variants, or for one that differs from versions already taken, it obliges
+    draft = re.search(r"draft (\S+) of several", user)
+    if draft:  # an expansion at temperature > 0: each lane's draft is its own
+        text += f" (draft {draft.group(1)})"
+    variant = re.search(r"variant (\d+) of \d+", user)
+    if variant:
+        text += f" (variant {variant.group(1)})"
+    if "taken already" in user:
+        text += f" (take {1 + sum(1 for line in user.splitlines() if line.startswith('- '))})"
+    return text
 
 
 def _schema_answer(name: str, schema: dict[str, Any], seed: bytes, user: str = "") -> dict[str, Any]:

@@ -22,6 +22,8 @@ from beamsearch.providers.base import (
 from beamsearch.providers.sim import Simulator
 
 RICH_IDEA = "a red lighthouse, a yellow sun, a white boat and a green tree by the sea at night"
+# The seed's algorithm exactly: every child rendered even when it repeats a prompt, no judge asked twice.
+SEED = {"variants": None, "rejudge": False}
 
 
 def sim_settings(tmp_path: Path, **flags: Any) -> Settings:
@@ -29,7 +31,9 @@ def sim_settings(tmp_path: Path, **flags: Any) -> Settings:
     base = {"provider": "sim", "sim.latency.text.mean": 0, "sim.latency.image.mean": 0, "sim.latency.vision.mean": 0,
             "runs_dir": str(tmp_path / "runs"), "prompt": RICH_IDEA}
     base.update(flags)
-    return resolve(None, base, environ={})
+    settings = resolve(None, base, environ={})
+    unset = {name: None for name, value in flags.items() if value is None}  # resolve skips None (options not given)
+    return Settings.model_validate({**settings.public_dict(), **unset}) if unset else settings
 
 
 def read_events(run_dir: Path) -> list[dict[str, Any]]:

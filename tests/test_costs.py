@@ -49,7 +49,7 @@ def test_a_malformed_price_file_is_one_sentence_and_exit_2(tmp_path: Path, price
     table = tmp_path / "my-prices.yaml"
     table.write_text(prices)
     config = tmp_path / "settings.yaml"
-    config.write_text(f"prices: {table}\n")
+    config.write_text(f"prices: {table}\nvariants: null\n")  # every child rendered: six images, as the seed
     result = sim_run(tmp_path, config)
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
@@ -64,7 +64,7 @@ def test_a_user_price_overrides_the_built_in_one_in_the_run_cost(tmp_path: Path)
     table = tmp_path / "my-prices.yaml"
     table.write_text("sim-image: {per_image: 0.5}\n")  # input stays at the built-in 5.0 per million
     config = tmp_path / "settings.yaml"
-    config.write_text(f"prices: {table}\n")
+    config.write_text(f"prices: {table}\nvariants: null\n")  # every child rendered: six images, as the seed
     result = sim_run(tmp_path, config)
     assert result.exit_code == 0, result.output
     run_dir = next((tmp_path / "runs").iterdir())

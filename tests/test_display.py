@@ -8,7 +8,7 @@ import json
 
 import pytest
 from rich.console import Console
-from simhelp import sim_settings
+from simhelp import SEED, sim_settings
 
 from beamsearch.app import start_run
 from beamsearch.display import (
@@ -20,7 +20,7 @@ from beamsearch.display import (
     plain_line,
     result_table,
 )
-from beamsearch.events import from_data
+from beamsearch.progress import from_data
 
 
 def collect(tmp_path, **flags):
@@ -36,7 +36,8 @@ def text_of(renderable, width: int = 140) -> str:
 
 
 def test_tracker_follows_the_run(tmp_path) -> None:
-    events, result = collect(tmp_path, n=4, m=2, iterations=3, **{"sim.failure_rate": 0.15, "retries.backoff_initial": 0})
+    events, result = collect(tmp_path, n=4, m=2, iterations=3, rejudge=False,  # top M as ranked, not re-judged
+                             **{"sim.failure_rate": 0.15, "retries.backoff_initial": 0})
     tracker = Tracker(m=2, iterations=3)
     for event in events:
         tracker.update(event)
@@ -45,7 +46,7 @@ def test_tracker_follows_the_run(tmp_path) -> None:
     assert tracker.iteration == 2 and tracker.dimension == "how"
     assert tracker.retries == sum(1 for e in events if e.type == "attempt_failed") > 0
     assert tracker.spent == pytest.approx(sum(e.cost for e in events if e.type == "step"), abs=1e-12)
-    assert tracker.counts()["done"] + tracker.counts()["failed"] == 4
+    assert tracker.counts()["done"] + tracker.counts()["failed"] + tracker.counts()["skipped"] == 4
     assert [cid for cid, _ in tracker.top()] == summary["iterations"][-1]["survivors"]
 
 
@@ -65,7 +66,7 @@ def test_live_view_has_a_header_and_a_row_per_lane_for_small_n(tmp_path) -> None
 
 
 def test_live_view_shows_counts_and_the_top_m_for_large_n(tmp_path) -> None:
-    events, result = collect(tmp_path, n=20, m=3, iterations=1)
+    events, result = collect(tmp_path, n=20, m=3, iterations=1, **SEED)
     live = LiveDisplay(Console(file=io.StringIO()), 3, "sim")
     half = [e for e in events if e.type != "run_finished"]
     first_judging = next(i for i, e in enumerate(half) if e.type == "stage" and e.stage == "judge")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from beamsearch.display import Tracker, header, plain_line
-from beamsearch.events import from_data
+from beamsearch.progress import from_data
 
 
 def test_a_resumed_run_starts_from_what_was_already_spent() -> None:

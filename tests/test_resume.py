@@ -89,7 +89,7 @@ async def test_kill_9_mid_iteration_then_resume(tmp_path) -> None:
     assert result.status == "done"
     asked = Counter(key for _, what, key in timed.log if what == "start")
     assert not before & set(asked), "a step recorded before the kill was asked again"
-    assert len(result.summary["candidates"]) == 18
+    assert len(result.summary["candidates"]) + len(result.summary["skipped"]) == 18  # repeats are not rendered
     assert_each_step_once(run_dir)
     same_search(result.summary, await uninterrupted(tmp_path, seed=5))
 
@@ -157,7 +157,10 @@ async def test_extend_a_finished_run(tmp_path) -> None:
     result, timed = await resume_counting(run_dir, flags={"iterations": 3})
     assert len(result.summary["iterations"]) == 3
     asked = {key for _, what, key in timed.log if what == "start"}
-    assert asked and all(key.startswith("i2/") for key in asked) and not before & asked
+    # the new iteration, and the final check after it (the survivors of the new last ranking); the first
+    # final check's judgings are the new iteration's judgings of its kept parents, answered from the log
+    assert asked and all(key.startswith(("i2/", "i3/keep-")) for key in asked) and not before & asked
+    assert any("/keep-" in key for key in before & recorded_keys(run_dir))
 
 
 def test_changing_the_past_is_refused_changing_the_future_is_not(tmp_path) -> None:
@@ -246,8 +249,10 @@ async def test_failures_of_ranked_iterations_are_replayed_not_retried(tmp_path) 
     after = read_events(run_dir)
     rankings = [e for e in after if e["type"] == "ranking"]
     assert [r["iteration"] for r in rankings] == [0, 1, 2]  # each once: the replayed ones matched the log
-    candidates = Counter(e["id"] for e in after if e["type"] == "candidate")
+    # each state of a candidate once (a kept parent judged again is a new state)
+    candidates = Counter((e["id"], len(e["judgements"])) for e in after if e["type"] == "candidate")
     assert max(candidates.values()) == 1
+    candidates = Counter(e["id"] for e in after if e["type"] == "candidate")
     assert not {e["id"] for e in after if e["type"] == "lane_failed"} & set(candidates)
     parents = {e["id"]: e["parent"] for e in after if e["type"] == "candidate"}
     for k in (1, 2):
@@ -288,7 +293,8 @@ async def test_a_redone_image_that_differs_is_judged_anew(tmp_path) -> None:
     assert {"i0/c00/image", "i0/c00/judge_alignment", "i0/c00/judge_aesthetic"} <= asked
     assert not {k for k in asked if k.startswith(("i0/c01/", "i0/c02/")) or k.endswith(("expand_what", "combine"))
                 and k.startswith("i0/")}
-    logged = [e for e in read_events(run_dir) if e["type"] == "candidate" and e["id"] == "i0c00"]
+    logged = [e for e in read_events(run_dir) if e["type"] == "candidate" and e["id"] == "i0c00"
+              and len(e["judgements"]) <= 1]  # its first judging (a later one, as a kept parent, is apart)
     assert len(logged) == 2 and logged[1]["total"] != old["total"]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert next(c for c in summary["candidates"] if c["id"] == "i0c00")["total"] == logged[1]["total"]

@@ -25,7 +25,7 @@ async def test_a_run_leaves_a_complete_folder(tmp_path) -> None:
     assert document["settings"]["n"] == 4 and document["version"]
     events = read_events(run)
     images = sorted(p.name for p in (run / "images").iterdir())
-    assert images == sorted(f"{c['id']}.png" for c in events if c["type"] == "candidate")
+    assert images == sorted({f"{c['id']}.png" for c in events if c["type"] == "candidate"})
     summary = json.loads((run / "summary.json").read_text())
     assert summary["best"]["id"] in summary["lineage"] and summary["lineage"][0].startswith("i0")
     assert summary["usage"]["image"]["calls"] == 8
