@@ -29,7 +29,7 @@ def runs(tmp_path: Path) -> Path:
     os.symlink(secret, folder / "images" / "escape.png")  # a symlink leading out of the run folder
     os.symlink(folder / "run.yaml", folder / "images" / "settings.png")  # inside, but not an image
     os.symlink(tmp_path, runs_dir / "linked-run")  # a "run folder" that is a symlink out
-    make_run(tmp_path, "elsewhere")
+    (make_run(tmp_path, "elsewhere") / "images" / "i0c00.png").write_bytes(b"outside the runs folder")
     os.symlink(tmp_path / "elsewhere", runs_dir / "20261121-000000-symlinked")
     return runs_dir
 
@@ -46,6 +46,7 @@ def test_images_resolve_inside_their_run_folder_or_not_at_all(runs: Path) -> Non
 
 def test_run_names_are_only_plain_folder_names(runs: Path) -> None:
     assert paths.run_folder(runs, NAME) == (runs / NAME).resolve()
+    assert paths.run_folder(runs, "20261121-000000-symlinked") is None  # a symlink to a run elsewhere
     for name in ("..", ".", "a/b", "a\\b", "..hidden", ".git", "a..b", "x" * 300, "<script>", "run name"):
         assert paths.run_folder(runs, name) is None, name
 
@@ -79,6 +80,7 @@ async def test_over_http_only_a_run_folders_own_images_are_served(runs: Path) ->
                        f"/runs/{NAME}/images/escape.png", f"/runs/{NAME}/images/settings.png",
                        f"/runs/{NAME}/run.yaml", f"/runs/{NAME}/events.jsonl", "/runs/../secret.png",
                        "/runs/%2e%2e/secret.png", "/runs/linked-run/images/secret.png", "/runs/../../etc/passwd",
+                       "/runs/20261121-000000-symlinked/images/i0c00.png", "/runs/20261121-000000-symlinked/events",
                        "/static/../serve.py", "/static/%2e%2e/app.py", f"/runs/{NAME}/images/i0c00.png/.."):
             status, _, body = await raw_get(server.port, target)
             assert status in (404, 400), (target, status)
