@@ -207,6 +207,27 @@ def run_search(settings: Settings, *, staged: bool = False, simulator: Recording
 
 
 @contextmanager
+def attach_when_created(bus: Any, on_made: Any = None) -> Iterator[list[Path]]:
+    """Attach a live bus to the run folder the moment `start_run` makes it, as `run --serve` will (the
+    core wires that in `app`; this stands in for that one call). `on_made(path)` is told too."""
+    from beamsearch.store import RunStore
+
+    made: list[Path] = []
+    original = RunStore.create
+
+    def create(*args: Any, **kwargs: Any) -> RunStore:
+        store = original(*args, **kwargs)
+        made.append(store.path)
+        bus.attach(store.path)
+        if on_made is not None:
+            on_made(store.path)
+        return store
+
+    with mock.patch.object(RunStore, "create", create):
+        yield made
+
+
+@contextmanager
 def scratch() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="beamsearch-bench-") as folder:
         yield Path(folder)
