@@ -24,7 +24,7 @@ from beamsearch.engine import Outcome
 from beamsearch.errors import BeamsearchError, BudgetExhausted, RunFolderError, SettingsError
 from beamsearch.events import RunFinished, RunStarted
 from beamsearch.gate import Gate
-from beamsearch.progress import Stopping, WarningEvent
+from beamsearch.progress import RunOpened, Stopping, WarningEvent
 from beamsearch.providers.base import Providers
 from beamsearch.store import RunStore
 from beamsearch.summary import write_derived
@@ -119,9 +119,11 @@ async def run_opened(opened: OpenedRun, listeners: list[Listener] | None = None,
     pieces.providers = providers or pieces.providers or opened.providers
     pieces.listeners = [*pieces.listeners, *(listeners or [])]
     try:
-        for warning in opened.store.warnings:
+        notices = [RunOpened(run_dir=str(opened.store.path), resumed=bool(opened.past.events)),
+                   *(WarningEvent(message=warning) for warning in opened.store.warnings)]
+        for notice in notices:
             for listener in pieces.listeners:
-                listener(WarningEvent(message=warning))
+                listener(notice)
         _check_prompt(opened.settings)
         if opened.past.events:
             opened.store.update_settings(opened.settings.public_dict())  # run.yaml follows what the run now follows

@@ -166,21 +166,38 @@ def _interrupted(run_dir: Path, json_mode: bool) -> None:
     raise typer.Exit(Interrupted.exit_code)
 
 
-def _drive(opened: Any, json_mode: bool, quiet: bool) -> None:
+async def _session(opened: Any, listeners: list[Any], serve: str | None) -> Any:
+    """The session, and with `serve` ("HOST:PORT") the live web view in this same process and loop."""
+    from beamsearch import app as application
+
+    if serve is None:
+        return await application.run_opened(opened, listeners)
+    from beamsearch.serve import LiveBus, serving
+
+    host, _, port = serve.rpartition(":")
+    bus = LiveBus()  # attaches itself to the run when the session opens it
+    async with serving(opened.store.path.parent, host or "127.0.0.1", int(port), live_bus=bus) as server:
+        typer.echo(f"Watch it live at {server.run_url(opened.store.path.name)}", err=True)
+        return await application.run_opened(opened, [*listeners, bus])
+
+
+def _drive(opened: Any, json_mode: bool, quiet: bool, serve: str | None = None) -> None:
     """Run one session of `opened` under the right display, then print the result. Ctrl-C is asyncio.run's
     own: the first cancels the run (which logs a resumable stop and ends as KeyboardInterrupt here), a
     second one interrupts at once."""
     import asyncio
 
-    from beamsearch import app as application
-
     listeners, live = _listeners(opened.settings, json_mode, quiet)
     try:
         with live if live is not None else contextlib.nullcontext():
-            result = asyncio.run(application.run_opened(opened, listeners))
+            result = asyncio.run(_session(opened, listeners, serve))
     except KeyboardInterrupt:
         _interrupted(opened.store.path, json_mode)
     _finish(result, json_mode)
+
+
+def _serve_address(serve: bool, host: str, port: int) -> str | None:
+    return f"{host}:{port}" if serve else None
 
 
 @app.command()
@@ -201,12 +218,15 @@ def run(
     judge_samples: SamplesOption = None,
     json_mode: Annotated[bool, typer.Option("--json", help="Write one JSON event per line to stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,
+    serve: Annotated[bool, typer.Option("--serve", help="Also serve the live web view of this run (see serve).")] = False,
+    host: Annotated[str, typer.Option("--host", help="With --serve: the address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="With --serve: the port (0: any free one).")] = 8765,
 ) -> None:
     """Run a new search and write a run folder."""
     settings = _resolve(config, _flags(**locals()))  # first, while the locals are the options
     from beamsearch import app as application
 
-    _drive(application.open_new_run(settings), json_mode, quiet)
+    _drive(application.open_new_run(settings), json_mode, quiet, _serve_address(serve, host, port))
 
 
 @app.command()
@@ -218,6 +238,9 @@ def resume(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="A YAML file of settings that shape the future (limits, timeouts).")] = None,
     json_mode: Annotated[bool, typer.Option("--json", help="Write one JSON event per line to stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,
+    serve: Annotated[bool, typer.Option("--serve", help="Also serve the live web view of this run (see serve).")] = False,
+    host: Annotated[str, typer.Option("--host", help="With --serve: the address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="With --serve: the port (0: any free one).")] = 8765,
 ) -> None:
     """Continue a stopped run (or extend a finished one): recorded steps are replayed, never paid twice."""
     from beamsearch import app as application
@@ -229,7 +252,7 @@ def resume(
     except BaseException:
         opened.store.unlock()
         raise
-    _drive(opened, json_mode, quiet)
+    _drive(opened, json_mode, quiet, _serve_address(serve, host, port))
 
 
 def _check_resumable(run_dir: Path, settings: Any) -> None:

@@ -11,6 +11,14 @@ from pydantic import Field
 from beamsearch.events import LOGGED_TYPES, Comparison, Event, OtherEvent
 
 
+class RunOpened(Event):
+    """The first thing listeners hear: the folder this session runs in (a web view attaches to it)."""
+
+    type: Literal["run_opened"] = "run_opened"
+    run_dir: str
+    resumed: bool = False
+
+
 class IterationStarted(Event):
     type: Literal["iteration_started"] = "iteration_started"
     iteration: int
@@ -89,7 +97,7 @@ class Result(Event):
 
 PROGRESS_TYPES: dict[str, type[Event]] = {
     cls.model_fields["type"].default: cls
-    for cls in (IterationStarted, StageChanged, AttemptFailed, Ranked, PairwiseVerdict, WarningEvent, Stopping, Result)
+    for cls in (RunOpened, IterationStarted, StageChanged, AttemptFailed, Ranked, PairwiseVerdict, WarningEvent, Stopping, Result)
 }
 
 

@@ -206,25 +206,18 @@ def run_search(settings: Settings, *, staged: bool = False, simulator: Recording
                     candidates, {"run_dir": result.store.path, "lanes": lanes})
 
 
-@contextmanager
-def attach_when_created(bus: Any, on_made: Any = None) -> Iterator[list[Path]]:
-    """Attach a live bus to the run folder the moment `start_run` makes it, as `run --serve` will (the
-    core wires that in `app`; this stands in for that one call). `on_made(path)` is told too."""
-    from beamsearch.store import RunStore
+class FolderProbe:
+    """A run listener that notes the run folder of each session the moment it is opened."""
 
-    made: list[Path] = []
-    original = RunStore.create
+    def __init__(self, on_made: Any = None) -> None:
+        self.made: list[Path] = []
+        self.on_made = on_made
 
-    def create(*args: Any, **kwargs: Any) -> RunStore:
-        store = original(*args, **kwargs)
-        made.append(store.path)
-        bus.attach(store.path)
-        if on_made is not None:
-            on_made(store.path)
-        return store
-
-    with mock.patch.object(RunStore, "create", create):
-        yield made
+    def __call__(self, event: Event) -> None:
+        if event.type == "run_opened":
+            self.made.append(Path(event.run_dir))  # type: ignore[attr-defined]
+            if self.on_made is not None:
+                self.on_made(self.made[-1])
 
 
 @contextmanager

@@ -27,6 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from beamsearch.events import Event  # noqa: E402
 from benchmarks import harness  # noqa: E402
 
 TARGET = 1.02
@@ -42,11 +43,11 @@ async def one_run(settings: Any, page: str | None) -> dict[str, Any]:
     folder: list[Path] = []
     client: asyncio.subprocess.Process | None = None
 
-    def listen(event: dict[str, Any]) -> None:
-        if event.get("type") in ("run_started", "run_finished"):
-            marks[event["type"]] = time.perf_counter()
-            marks[event["type"] + "_cpu"] = time.process_time()
-        if event.get("type") == "run_started" and client is not None:
+    def listen(event: Event) -> None:
+        if event.type in ("run_started", "run_finished"):
+            marks[event.type] = time.perf_counter()
+            marks[event.type + "_cpu"] = time.process_time()
+        if event.type == "run_started" and client is not None:
             send_name(client, folder[0].name)  # the page opens as the run starts (its folder is locked by now)
 
     sim = harness.RecordingSimulator(settings.seed, settings.sim)
@@ -58,8 +59,8 @@ async def one_run(settings: Any, page: str | None) -> dict[str, Any]:
     async with serving(settings.runs_dir, port=0, live_bus=bus) as server:
         client = await start_client(page, server.url)
         try:
-            with harness.attach_when_created(bus, on_made=folder.append):
-                await app.start_run(settings, [listen, bus], providers=sim.providers())
+            probe = harness.FolderProbe(on_made=folder.append)  # the bus attaches itself on run_opened
+            await app.start_run(settings, [probe, listen, bus], providers=sim.providers())
             seen = await finish_client(client)
         finally:
             if client.returncode is None:

@@ -70,3 +70,30 @@ def test_the_help_names_the_options_and_the_cli_does_not_load_the_web_stack() ->
                             "print(sorted(m for m in ('uvicorn', 'starlette', 'sse_starlette') if m in sys.modules))"],
                            capture_output=True, text=True, check=True)
     assert probe.stdout.strip() == "[]"  # the web stack loads only when `serve` runs
+
+
+async def test_run_serve_streams_the_runs_own_progress_from_its_process(tmp_path: Path) -> None:
+    """`run --serve`: the web view in the run's own process, whose page hears the progress that is never
+    logged (stages) as well as the log."""
+    from webhelp import sse
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("BEAMSEARCH_")},
+           "BEAMSEARCH_SIM__LATENCY__IMAGE__MEAN": "0.4"}
+    command = [sys.executable, "-m", "beamsearch", "run", "--provider", "sim", "--prompt", "a red boat at night", "-n",
+               "3", "-m", "1", "--iterations", "2", "--runs-dir", str(tmp_path / "runs"), "--serve", "--port", "0",
+               "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = process.stderr.readline()
+        assert line.startswith("Watch it live at http://127.0.0.1:"), line
+        url = line.rsplit(" ", 1)[1].strip()
+        async with sse(url + "events") as reader:
+            meta = (await reader.next()).json()
+            assert meta["live"] is True and meta["running"] is True
+            seen = await reader.until(lambda e: e.event == "live" and e.json().get("type") == "stage", timeout=20)
+            assert any(e.event == "live" for e in seen)
+        _, rest = process.communicate(timeout=60)
+        assert process.returncode == 0, rest
+    finally:
+        if process.poll() is None:
+            process.kill()

@@ -152,7 +152,8 @@ def test_run_json_is_one_event_per_line_and_nothing_else(tmp_path) -> None:
         assert isinstance(event, dict) and "type" in event and "ts" in event, number
         events.append(event)
     kinds = [e["type"] for e in events]
-    assert kinds[0] == "run_started" and kinds[-2] == "run_finished" and kinds[-1] == "result"
+    assert kinds[:2] == ["run_opened", "run_started"] and kinds[-2] == "run_finished" and kinds[-1] == "result"
+    assert events[0]["run_dir"] == events[-1]["run_dir"]  # a script knows the folder from the first line
     assert {"iteration_started", "stage", "step", "candidate", "ranking", "ranked"} <= set(kinds)
     final = events[-1]
     run_dir = Path(final["run_dir"])

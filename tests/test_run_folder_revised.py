@@ -20,7 +20,8 @@ class Revising(Timed):
 async def test_revised_prompt_is_recorded_with_the_image(tmp_path) -> None:
     settings = sim_settings(tmp_path, n=2, m=1, iterations=1)
     result = await start_run(settings, providers=Revising(Simulator(settings.seed, settings.sim)).providers())
-    candidate = next(e for e in read_events(result.store.path) if e["type"] == "candidate")
+    candidates = [e for e in read_events(result.store.path) if e["type"] == "candidate"]
+    candidate = [e for e in candidates if e["id"] == candidates[0]["id"]][-1]  # as last judged
     assert candidate["revised_prompt"] == f"revised: {candidate['prompt']}"
     chunks = pngmeta.read_text((result.store.path / candidate["image"]).read_bytes())
     assert chunks["beamsearch:revised_prompt"] == candidate["revised_prompt"]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from simhelp import read_events, sim_settings
-from webhelp import append, attach_when_created, browser_page
+from webhelp import FolderProbe, append, browser_page
 
 from beamsearch import app
 from beamsearch.providers.base import Providers, TextRequest, TextResult
@@ -43,11 +43,12 @@ def log_lines(run_dir: Path) -> list[int]:
 
 async def start(settings: Any, bus: LiveBus | None, providers: Providers | None = None) -> tuple[asyncio.Task, Path]:
     """Start a run in this loop; return it and its folder once the folder exists."""
-    with attach_when_created(bus or LiveBus()) as made:
-        task = asyncio.get_running_loop().create_task(app.start_run(settings, [bus] if bus else [], providers=providers))
-        while not made:
-            await asyncio.sleep(0.01)
-    return task, made[0]
+    probe = FolderProbe()  # the bus attaches itself to the run when it is opened
+    task = asyncio.get_running_loop().create_task(app.start_run(settings, [probe, *([bus] if bus else [])],
+                                                                providers=providers))
+    while not probe.made:
+        await asyncio.sleep(0.01)
+    return task, probe.made[0]
 
 
 async def watch(page: Any, run: asyncio.Task, on_sample: Any = None) -> list[dict[str, Any]]:

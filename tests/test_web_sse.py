@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from webhelp import append, make_run, sse
 
+from beamsearch.progress import from_data
 from beamsearch.serve import LiveBus, serving
 
 NAME = "20261121-143002-a-test-idea"
@@ -114,16 +115,16 @@ async def test_progress_from_the_bus_comes_in_the_order_the_run_published_it(tmp
         meta = await reader.next()
         assert meta.json()["live"] is True
         await logged(reader, 1)
-        bus({"type": "stage", "id": "i0c00", "stage": "image", "iteration": 0})
+        bus(from_data({"type": "stage", "id": "i0c00", "stage": "image", "iteration": 0}))
         event = steps("b")[0]
         append(folder, json.dumps(event).encode() + b"\n")  # the store appends, then the run publishes
-        bus(event)
-        bus({"type": "stage", "id": "i0c00", "stage": "judge", "iteration": 0})
+        bus(from_data(event))
+        bus(from_data({"type": "stage", "id": "i0c00", "stage": "judge", "iteration": 0}))
         got = [await reader.next() for _ in range(3)]
         assert [(e.event, e.id) for e in got] == [("live", None), ("message", "2"), ("live", None)]
         assert [got[0].json()["stage"], got[2].json()["stage"]] == ["image", "judge"]
         bus.attach(tmp_path / "another-run")  # a batch's next run: this page hears no more of it
-        bus({"type": "stage", "id": "i0c01", "stage": "image", "iteration": 0})
+        bus(from_data({"type": "stage", "id": "i0c01", "stage": "image", "iteration": 0}))
         await nothing_more(reader)
 
 
@@ -132,7 +133,7 @@ async def test_a_run_without_a_page_reads_nothing_and_queues_nothing(tmp_path: P
     bus = LiveBus(folder)
     async with serving(tmp_path, port=0, live_bus=bus) as server:
         for _ in range(100):
-            bus({"type": "stage", "id": "i0c00", "stage": "image"})
+            bus(from_data({"type": "stage", "id": "i0c00", "stage": "image", "iteration": 0}))
         assert bus.connected == 0 and server.streams.opened == 0
         async with sse(server.run_url(NAME) + "events") as reader:
             await reader.next()

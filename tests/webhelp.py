@@ -17,7 +17,7 @@ from typing import Any
 import httpx2
 import yaml
 
-from benchmarks.harness import attach_when_created  # noqa: F401 - shared with the benchmark
+from benchmarks.harness import FolderProbe  # noqa: F401 - shared with the benchmark
 
 CHROMIUM = os.environ.get("BEAMSEARCH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -1,6 +1,6 @@
 """Progress of a run in this process, handed to the pages that watch it, without ever holding the run up.
 
-A run calls its listeners, `(event: dict) -> None`, for every event: the logged ones (also written to
+A run calls its listeners, `(event: Event) -> None`, for every event: the logged ones (also written to
 events.jsonl) and progress that is never logged (a lane entering a stage, an attempt that failed, an
 iteration starting, a ranking's survivors). A `LiveBus` is such a listener. Each connected page has a
 `Channel`: a bounded queue that drops its oldest entry when a page reads too slowly, so publishing is a
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import time
 from pathlib import Path
 from typing import Any
 
+from beamsearch.events import Event
 from beamsearch.web.runlog import LIVE_TYPES, LOGGED_TYPES
 
 WAKE = "wake"  # queued for a logged event: "read the log now"
@@ -67,9 +67,9 @@ class Channel:
 class LiveBus:
     """A run's listener that streams its progress to the pages connected to the server in its process.
 
-    `attach(run_dir)` names the run whose events follow (call it once the run folder exists; calling it
-    again switches to another run, as a batch would). Events published before any attach, or while no
-    page is connected, go nowhere."""
+    It attaches itself to the run of each session it listens to (the `run_opened` event; `attach(run_dir)`
+    does it by hand, and switches to another run, as a batch would). Events published before any attach,
+    or while no page is connected, go nowhere."""
 
     def __init__(self, run_dir: Path | None = None) -> None:
         self.run_name: str | None = None
@@ -80,15 +80,17 @@ class LiveBus:
     def attach(self, run_dir: Path) -> None:
         self.run_name = Path(run_dir).name
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: Event) -> None:
         """The listener: O(pages) appends, no I/O, no waiting; nothing at all with no page connected."""
+        if event.type == "run_opened":  # a session starts in this process: follow its run
+            self.attach(Path(event.run_dir))  # type: ignore[attr-defined]
+            return
         if not self._channels or self.run_name is None:
             return
-        kind = event.get("type")
-        if kind in LOGGED_TYPES:
+        if event.type in LOGGED_TYPES:
             item: Any = WAKE
-        elif kind in LIVE_TYPES:
-            item = event if "ts" in event else {**event, "ts": round(time.time(), 3)}
+        elif event.type in LIVE_TYPES:
+            item = event.data()
         else:
             return
         for channel in self._channels:

@@ -1,9 +1,7 @@
 """Everything the web view knows about run folders and their events, in one place.
 
-The core is moving to typed events and a typed fold of the log (`beamsearch/events.py`); until then the
-web view reads the log here, relying only on the fields that README.md's "JSON events" table documents,
-and nothing else in `beamsearch/web` looks inside an event except the page's own script. When the typed
-fold lands, `RunFold` is the one thing to replace.
+The run list folds each log with the core's own fold (`view.RunView`), so it says what `beamsearch list`
+says; nothing else in `beamsearch/web` looks inside an event except the page's own script.
 
 A run folder is untrusted data: nothing here follows a path it names (images are served by `paths`),
 and every field is checked for its type before it is used.
@@ -16,15 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
-from beamsearch.config import validate
 from beamsearch.errors import BeamsearchError
 from beamsearch.estimate import plan_calls, time_lower_bound
-from beamsearch.runs import is_locked
+from beamsearch.events import LOGGED_TYPES as LOGGED_MODELS
+from beamsearch.precedence import validate
+from beamsearch.progress import from_data
+from beamsearch.runs import is_locked, status_of
 from beamsearch.store import EVENTS_FILE, RUN_FILE
+from beamsearch.view import RunView
 
 # Events written to events.jsonl (README: "logged"); everything else a run publishes is progress only.
-LOGGED_TYPES = frozenset({"run_started", "step", "step_failed", "candidate", "lane_failed", "ranking", "run_finished"})
+LOGGED_TYPES = frozenset(LOGGED_MODELS)
 # Progress that is not logged, streamed to pages when the run runs in the server's own process.
 LIVE_TYPES = frozenset({"stage", "attempt_failed", "iteration_started", "ranked", "warning"})
 # The settings a page shows (and the plan of the time left needs), taken from run.yaml.
@@ -101,68 +103,23 @@ def run_meta(run_dir: Path, live: bool = False) -> dict[str, Any]:
     }
 
 
-class RunFold:
-    """The few facts of a run that the list of runs shows, folded from its events one at a time: status,
-    best candidate (its score and image), spend, iterations ranked."""
-
-    def __init__(self) -> None:
-        self.candidates: dict[str, dict[str, Any]] = {}
-        self.pairwise_best: str | None = None
-        self.cost = 0.0
-        self.ranked: set[int] = set()
-        self.finished: dict[str, Any] | None = None  # the last session's run_finished, if it ended with one
-        self.sessions = 0
+class RunFold(RunView):
+    """The run list's view of one run: the core's fold, fed the log's lines one at a time (a line that
+    is not a valid event is passed over here; the run page names it)."""
 
     def add(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        if kind == "step" and _number(event.get("cost")):
-            self.cost += event["cost"]
-        elif kind == "candidate" and isinstance(event.get("id"), str):
-            if event.get("status", "done") == "done" and _number(event.get("total")):
-                self.candidates[event["id"]] = event
-            else:
-                self.candidates.pop(event["id"], None)
-        elif kind == "lane_failed" and isinstance(event.get("id"), str):
-            self.candidates.pop(event["id"], None)
-        elif kind == "ranking" and isinstance(event.get("iteration"), int):
-            self.ranked.add(event["iteration"])
-            if isinstance(event.get("best"), str):  # pairwise ranking decides the best by comparison
-                self.pairwise_best = event["best"]
-        elif kind == "run_started":
-            self.finished, self.sessions = None, self.sessions + 1
-        elif kind == "run_finished":
-            self.finished = event
-
-    def best(self) -> dict[str, Any] | None:
-        if self.pairwise_best in self.candidates:
-            return self.candidates[self.pairwise_best]
-        if not self.candidates:
-            return None
-
-        def order(c: dict[str, Any]) -> tuple[float, int, int]:
-            iteration, index = c.get("iteration"), c.get("index")
-            return (-c["total"], iteration if isinstance(iteration, int) else 0, index if isinstance(index, int) else 0)
-
-        return min(self.candidates.values(), key=order)
-
-    def status(self, running: bool) -> tuple[str, str]:
-        """As `beamsearch list` says it: running while a process holds the lock, else the last session's
-        final record, else stopped (a process that died without one)."""
-        if running:
-            return "running", ""
-        if self.finished is None:
-            return "stopped", "ended without a final record" if self.sessions else "not started"
-        status = self.finished.get("status")
-        reason = self.finished.get("reason")
-        return (status if status in ("done", "stopped", "failed") else "failed"), reason if isinstance(reason, str) else ""
+        try:
+            self.apply(from_data(event))
+        except (ValidationError, ValueError, TypeError):
+            return
 
 
 def run_entry(run_dir: Path, fold: RunFold, document: dict[str, Any] | None) -> dict[str, Any]:
     """One run of the list, as the index page shows it."""
     settings = (document or {}).get("settings") or {}
-    status, reason = fold.status(is_running(run_dir))
+    status, reason = status_of(Path(run_dir), fold) if fold.sessions else ("stopped", "not started")
     best = fold.best()
-    image = best.get("image") if best else None
+    image = best.image if best else None
     return {
         "name": Path(run_dir).name,
         "status": status if document is not None else "unreadable",
@@ -170,10 +127,10 @@ def run_entry(run_dir: Path, fold: RunFold, document: dict[str, Any] | None) -> 
         "prompt": settings.get("prompt") if isinstance(settings.get("prompt"), str) else "",
         "created": _plain((document or {}).get("created")),
         "iterations": settings.get("iterations") if isinstance(settings.get("iterations"), int) else None,
-        "ranked": len(fold.ranked),
-        "cost_usd": round(fold.cost, 6),
+        "ranked": fold.iterations_done,
+        "cost_usd": round(fold.spent, 6),
         "max_cost_usd": settings.get("max_cost_usd") if _number(settings.get("max_cost_usd")) else None,
         "simulated": settings.get("provider") == "sim",
-        "best": None if best is None else {"id": best.get("id"), "total": best.get("total"),
+        "best": None if best is None else {"id": best.id, "total": best.total,
                                            "image": image if isinstance(image, str) else None},
     }

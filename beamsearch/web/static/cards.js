@@ -4,7 +4,7 @@
 import { el, imageUrl, isNumber, score, text } from "./dom.js";
 
 const STAGE_WORDS = { critique: "critique of its parent", expand: "expanding", refine: "refining",
-  combine: "combining", image: "painting", judge: "judging", done: "done", failed: "failed" };
+  combine: "combining", image: "painting", judge: "judging", done: "done", failed: "failed", skipped: "skipped: a repeat" };
 
 function thumb(run, lane, reuse) {
   const url = imageUrl(run, lane.image);
@@ -64,7 +64,7 @@ function retryLine(lane) {
 // extras: {rank, survivor, kept, best, pairwise, critique, questions, open, reuseImg, what, how}
 export function card(run, lane, extras = {}) {
   const c = lane.candidate;
-  const classes = ["card", lane.failed ? "failed" : "", extras.survivor ? "survivor" : "", extras.best ? "best" : "",
+  const classes = ["card", lane.failed ? (lane.skipped ? "skipped" : "failed") : "", extras.survivor ? "survivor" : "", extras.best ? "best" : "",
     extras.kept ? "kept" : ""].filter(Boolean).join(" ");
   const badges = [
     extras.rank ? el("span", { class: "rank" }, `#${extras.rank}`) : null,

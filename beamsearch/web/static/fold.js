@@ -5,10 +5,10 @@
 
 import { isNumber, text } from "./dom.js";
 
-const LANE_KEY = /^i(\d{1,6})\/c(\d{1,6})\/([a-z_]+)(?:\.r\d+)?$/;
+const LANE_KEY = /^i(\d{1,6})\/c(\d{1,6})\/([a-z_]+)(?:\.[rv]\d+)?$/;
 const PARENT_KEY = /^i(\d{1,6})\/p-([A-Za-z0-9_-]{1,64})\/([a-z_]+)(?:\.r\d+)?$/;
 const ITERATION_KEY = /^i(\d{1,6})\//;
-const STAGES = ["critique", "expand", "refine", "combine", "image", "judge", "done", "failed"];
+const STAGES = ["critique", "expand", "refine", "combine", "image", "judge", "done", "failed", "skipped"];
 const AFTER_TASK = { expand_what: "expand", expand_how: "expand", refine_what: "combine", refine_how: "combine",
   combine: "image", rephrase: "image", image: "judge" };
 
@@ -32,6 +32,7 @@ export class RunState {
     this.resumed = false;
     this.sessionStart = null;
     this.finished = null; // the last session's run_finished, if it logged one
+    this.final = null; // the final check after the last ranking: the survivors judged again, the answer
     this.providers = null;
     this.notices = [];
     this.version = 0; // bumped by every change, so the view knows when to draw
@@ -89,7 +90,9 @@ export class RunState {
     const match = LANE_KEY.exec(key);
     if (!match) {
       const iteration = ITERATION_KEY.exec(key);
-      if (iteration) this.note(Number(iteration[1]));
+      // a kept parent judged again (keep-...) belongs to an earlier iteration, and the final check's
+      // judgings sit after the last one: neither says an iteration is going on
+      if (iteration && !key.includes("/keep-")) this.note(Number(iteration[1]));
       return;
     }
     const [, k, index, task] = match;
@@ -136,8 +139,20 @@ export class RunState {
     this.touch(lane);
   }
 
+  laneSkipped(event) {
+    if (typeof event.id !== "string" || !Number.isInteger(event.iteration)) return;
+    const index = Number((/c(\d+)$/.exec(event.id) || [0, 0])[1]);
+    const lane = this.lane(event.id, event.iteration, index, event.parent);
+    lane.failed = { error: text(event.reason) || "every variant repeated a prompt already made" };
+    lane.skipped = true;
+    lane.candidate = null;
+    lane.stage = "skipped";
+    this.touch(lane);
+  }
+
   ranking(event) {
     if (!Number.isInteger(event.iteration) || !Array.isArray(event.pool)) return;
+    this.final = null;
     this.rankings.set(event.iteration, event);
     if (typeof event.dimension === "string") this.dimensions.set(event.iteration, event.dimension);
     this.note(event.iteration);
@@ -226,6 +241,8 @@ export class RunState {
   }
 
   best() {
+    const final = this.final && typeof this.final.best === "string" ? this.lanes.get(this.final.best) : null;
+    if (final && final.candidate) return final;
     const ranked = [...this.rankings.keys()].sort((a, b) => b - a);
     for (const k of ranked) {
       const chosen = this.rankings.get(k).best;
@@ -280,6 +297,8 @@ const LOGGED = {
   candidate(event) { this.candidate(event); },
   lane_failed(event) { this.laneFailed(event); },
   ranking(event) { this.ranking(event); },
+  lane_skipped(event) { this.laneSkipped(event); },
+  final_check(event) { if (typeof event.best === "string") this.final = event; },
   run_finished(event) { this.finished = event; },
 };
 
