@@ -124,10 +124,16 @@ def analyse_run_log(events: list[dict[str, Any]]) -> dict[str, Any]:
             if isinstance(text, str):
                 task = task_of(e["key"])
                 longest[task] = max(longest.get(task, 0), len(text))
+    elapsed: dict[str, float] = {}
+    for e in events:
+        if e.get("type") == "step" and isinstance(e.get("elapsed"), int | float):
+            task = task_of(e["key"])
+            elapsed[task] = max(elapsed.get(task, 0.0), float(e["elapsed"]))
     finished = next((e for e in reversed(events) if e.get("type") == "run_finished"), {})
     attempts = Counter(task_of(e["key"]) for e in events if e.get("type") == "step" and e.get("attempts", 1) > 1)
     return {"steps_per_task": dict(sorted(steps.items())), "failed_steps": failed, "failed_lanes": lanes,
             "longest_text_answer_chars": longest, "steps_needing_retries": dict(attempts),
+            "longest_elapsed_s": elapsed,
             "candidates_scored": sum(1 for e in events if e.get("type") == "candidate"),
             "status": finished.get("status"), "reason": finished.get("reason")}
 

@@ -118,6 +118,7 @@ def run_search(args: argparse.Namespace, base_url: str, model: str, key_env: str
     (args.out / f"{label}.stderr.txt").write_text(stderr)
     lines = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     stream = checks.analyse_stream(lines)
+    stream["warnings"] += [line for line in stderr.splitlines() if line.startswith("Warning:")]
     log = checks.read_jsonl(Path(stream["run_dir"]) / "events.jsonl") if stream.get("run_dir") else []
     return {"label": label, "command": " ".join(command), "exit_code": code, "wall_s": round(wall, 1),
             "stderr_tail": stderr.strip().splitlines()[-3:], **stream, "log": checks.analyse_run_log(log)}

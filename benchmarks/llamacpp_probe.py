@@ -140,11 +140,16 @@ def probe_parallelism(transcript: Transcript, base: str, model: str) -> str:
     return f"3 requests at once, 64 tokens each: {times}"
 
 
-def probe_auth(transcript: Transcript, venv: Path, model_path: Path, model: str, log: Path,
-               threads: int | None) -> None:
-    """A second server started with an API key: what it answers without one and with a wrong one."""
+def probe_other_servers(transcript: Transcript, venv: Path, model_path: Path, model: str, log: Path,
+                        threads: int | None) -> None:
+    """A server without the optional endpoints (what /slots and /props say then), and one started with an
+    API key (what it answers without one and with a wrong one)."""
+    with LlamaServer(venv, model_path, log, threads=threads, endpoints=False) as plain:
+        transcript.write(f"\n## A second server started without --slots, --metrics, --props ({plain.url})")
+        for endpoint in ("/slots", "/metrics", "/props"):
+            transcript.exchange(f"GET {endpoint} (endpoint not enabled)", "GET", plain.url + endpoint, limit=400)
     with LlamaServer(venv, model_path, log, api_key="probe-key", threads=threads) as keyed:
-        transcript.write(f"\n## A second server started with api_keys=['probe-key'] ({keyed.url})")
+        transcript.write(f"\n## A third server started with api_keys=['probe-key'] ({keyed.url})")
         transcript.exchange("keyed server: /v1/models without Authorization", "GET", keyed.url + "/v1/models")
         transcript.exchange("keyed server: chat without Authorization", "POST", keyed.url + CHAT,
                             chat(model, "Hi.", 8))
@@ -184,5 +189,5 @@ def probe_all(server: LlamaServer, venv: Path, model_path: Path, model: str, pat
     probe_limits(transcript, base, model)
     findings = [probe_parallelism(transcript, base, model)]
     findings += probe_keywords(transcript, base, model)
-    probe_auth(transcript, venv, model_path, model, path.with_suffix(".server2.log"), server.threads)
+    probe_other_servers(transcript, venv, model_path, model, path.with_suffix(".servers.log"), server.threads)
     transcript.write("\n## Findings of the sampled probes\n" + "\n".join(f"- {line}" for line in findings))

@@ -36,9 +36,9 @@ p.hostnames = [cfg["host"]]
 p.port = cfg["port"]
 p.n_ctx = cfg["n_ctx"]
 p.n_parallel = cfg["n_parallel"]
-p.endpoint_slots = True
-p.endpoint_props = True
-p.endpoint_metrics = True
+p.endpoint_slots = cfg["endpoints"]
+p.endpoint_props = cfg["endpoints"]
+p.endpoint_metrics = cfg["endpoints"]
 if cfg.get("threads"):
     p.cpuparams.n_threads = cfg["threads"]
     p.cpuparams_batch.n_threads = cfg["threads"]
@@ -127,6 +127,7 @@ class LlamaServer:
     n_parallel: int = 1
     api_key: str | None = None
     threads: int | None = None  # None: llama.cpp's choice (every core)
+    endpoints: bool = True  # /slots, /metrics and POST /props (llama-server's --slots, --metrics, --props)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     startup_s: float = field(default=0.0, init=False)
 
@@ -138,7 +139,8 @@ class LlamaServer:
         """Start the process and wait until /health answers 200 (the model is loaded then)."""
         self.port = self.port or free_port()
         cfg = {"model": str(self.model), "host": "127.0.0.1", "port": self.port, "n_ctx": self.n_ctx,
-               "n_parallel": self.n_parallel, "api_key": self.api_key, "threads": self.threads}
+               "n_parallel": self.n_parallel, "api_key": self.api_key, "threads": self.threads,
+               "endpoints": self.endpoints}
         started = time.monotonic()
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen([str(venv_python(self.venv)), "-c", LAUNCHER, json.dumps(cfg)],

@@ -21,6 +21,9 @@ def _run_lines(run: dict[str, Any]) -> list[str]:
     if log["longest_text_answer_chars"]:
         lines.append("    longest free-text answer (chars): " + ", ".join(
             f"{k} {v}" for k, v in log["longest_text_answer_chars"].items()))
+    if log.get("longest_elapsed_s"):
+        lines.append("    longest recorded elapsed per step (s, limiter wait and retries included): " + ", ".join(
+            f"{k} {v:g}" for k, v in log["longest_elapsed_s"].items()))
     lines.append(f"    attempt failures: {run['attempt_failures']} (timeouts {run['timeouts']})")
     for message, count in run["attempt_failure_messages"].items():
         lines.append(f"      {count}x {message}")

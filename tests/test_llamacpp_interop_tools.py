@@ -90,7 +90,8 @@ def test_proxy_summary_counts_cutoffs_hangups_and_speed() -> None:
 def test_run_log_analysis_counts_steps_per_task_and_failures() -> None:
     events = [
         {"type": "step", "key": "i0/c00/expand_what", "service": "text", "result": {"text": "x" * 500}},
-        {"type": "step", "key": "i0/c01/expand_what", "service": "text", "result": {"text": "x" * 20}, "attempts": 3},
+        {"type": "step", "key": "i0/c01/expand_what", "service": "text", "result": {"text": "x" * 20}, "attempts": 3,
+         "elapsed": 42.5},
         {"type": "step", "key": "i0/c00/judge_alignment.s1", "service": "vision", "result": {"score": 5}},
         {"type": "step_failed", "key": "i0/c00/combine", "service": "text", "error": "400: too long"},
         {"type": "lane_failed", "id": "i0c00", "iteration": 0, "error": "400: too long"},
@@ -99,7 +100,7 @@ def test_run_log_analysis_counts_steps_per_task_and_failures() -> None:
     found = checks.analyse_run_log(events)
     assert found["steps_per_task"] == {"text:expand_what": 2, "vision:judge_alignment": 1}
     assert found["longest_text_answer_chars"] == {"expand_what": 500}
-    assert found["steps_needing_retries"] == {"expand_what": 1}
+    assert found["steps_needing_retries"] == {"expand_what": 1} and found["longest_elapsed_s"] == {"expand_what": 42.5}
     assert found["failed_steps"] == [{"key": "i0/c00/combine", "error": "400: too long"}]
     assert len(found["failed_lanes"]) == 1 and found["status"] == "failed"
 
