@@ -296,6 +296,20 @@ def real_path(profile: Any) -> dict[str, Any]:
                      "real path", lambda result: {**result, **_medians(result["runs"], NUMERIC)})
 
 
+def real_path_unshrunk(profile: Any) -> dict[str, Any]:
+    """The same, with `vision.vision_max_side: null`: each judge sends the image as it is instead of
+    decoding, shrinking and re-encoding it per call, so the rest of beamsearch's cost shows on its own."""
+    latency = {"text": profile.text, "image": profile.image, "vision": profile.vision}
+
+    def config(url: str) -> dict[str, Any]:
+        roles = endpoints(url)
+        roles["vision"]["vision_max_side"] = None
+        return {**roles, "limits": UNBOUND_LIMITS}
+
+    return _scenario(profile, latency, config, lambda run: {}, "real path, unshrunk",
+                     lambda result: {**result, **_medians(result["runs"], NUMERIC)})
+
+
 def rate_check(run: dict[str, Any]) -> dict[str, Any]:
     """Did image requests ever arrive faster than the configured limit allows (over the limiter's window,
     and over any minute)? And the least time the provider's own per-minute budget would allow."""

@@ -5,12 +5,12 @@
     python benchmarks/run.py --only efficiency,startup --repeats 5 --json results.json
     python benchmarks/run.py --only real_path,default_limits --json benchmarks/results/real-path.json
 
-Every scenario but two runs the real engine, gate, limiter, steps and run folder in this process against
+The first five scenarios run the real engine, gate, limiter, steps and run folder in this process against
 the simulator with drawn latencies (text 0.2 s, image 1.0 s, vision 0.3 s, +-50% by default). Wall times
 are compared with lower bounds computed from the latencies the simulator actually drew (see `bounds`).
-`real_path` and `default_limits` run the `beamsearch run` CLI as a separate process over HTTP to a
-loopback OpenAI-compatible server (see `real_path` and `loopback_server`), with the same latencies drawn
-by the server.
+`real_path`, `real_path_unshrunk` and `default_limits` run the `beamsearch run` CLI as a separate process
+over HTTP to a loopback OpenAI-compatible server (see `real_path` and `loopback_server`), with the same
+latencies drawn by the server; `--cli A,B` runs them for several checkouts, seed by seed in turn.
 """
 
 from __future__ import annotations
@@ -261,6 +261,10 @@ def startup(profile: Profile) -> dict[str, Any]:
 # --- 6. the real path: the CLI over loopback HTTP ------------------------------------------------
 
 
+def unshrunk_scenario(profile: Profile) -> dict[str, Any]:
+    return real_path.real_path_unshrunk(profile)
+
+
 def real_path_scenario(profile: Profile) -> dict[str, Any]:
     result = real_path.real_path(profile)
     for row in result.get("compare", [result]):
@@ -326,7 +330,7 @@ def report(results: dict[str, Any]) -> str:
 
 def real_path_report(results: dict[str, Any]) -> list[str]:
     lines = []
-    rows = [(name, row) for name in ("real_path", "default_limits") if name in results
+    rows = [(name, row) for name in ("real_path", "real_path_unshrunk", "default_limits") if name in results
             for row in results[name].get("compare", [results[name]])]
     several = len({row["cli"] for _, row in rows}) > 1
     if rows:
@@ -356,7 +360,7 @@ def real_path_report(results: dict[str, Any]) -> list[str]:
 
 SCENARIOS = {"efficiency": efficiency, "rate_limited": rate_limited, "staged": streaming_vs_staged,
              "overhead": overhead, "startup": startup, "real_path": real_path_scenario,
-             "default_limits": real_path.default_limits}
+             "real_path_unshrunk": unshrunk_scenario, "default_limits": real_path.default_limits}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
