@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bounds, harness, real_path  # noqa: E402
+from benchmarks import bounds, harness, real_path, sdk_overhead  # noqa: E402
 
 
 @dataclass
@@ -345,6 +345,13 @@ def real_path_report(results: dict[str, Any]) -> list[str]:
                          f"{r['cpu_per_candidate_ms']:.1f} / {r['in_run_cpu_per_candidate_ms']:.1f} | "
                          f"{r['image_to_judge_median']:.2f} / {r['image_to_judge_max']:.2f} |")
         lines.append("")
+    if "sdk_overhead" in results:
+        o = results["sdk_overhead"]["ms_cpu_per_request"]
+        lines += ["| CPU per request (ms), loopback, zero latency | text | vision (768 px PNG sent) | image (1024 px PNG received) |",
+                  "|---|---|---|---|"]
+        for name in ("typed", "provider", "bare"):
+            lines.append(f"| {name} | {o[name]['text']:.2f} | {o[name]['vision']:.2f} | {o[name]['image']:.2f} |")
+        lines.append("")
     for name, d in rows:
         if name == "default_limits":
             who = f" (`{d['cli']}`)" if several else ""
@@ -360,7 +367,8 @@ def real_path_report(results: dict[str, Any]) -> list[str]:
 
 SCENARIOS = {"efficiency": efficiency, "rate_limited": rate_limited, "staged": streaming_vs_staged,
              "overhead": overhead, "startup": startup, "real_path": real_path_scenario,
-             "real_path_unshrunk": unshrunk_scenario, "default_limits": real_path.default_limits}
+             "real_path_unshrunk": unshrunk_scenario, "default_limits": real_path.default_limits,
+             "sdk_overhead": sdk_overhead.sdk_overhead}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
