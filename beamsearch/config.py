@@ -125,11 +125,22 @@ class ServiceLimits(Strict):
 SIM_LIMITS = {"concurrency": 256, "rpm": None}
 
 
+# Providers limit rate, not concurrency, so the defaults let every lane of an iteration be in flight
+# (N=9 makes 18 text calls at once when it expands, 9 images, 18 judge calls) and enforce each rpm over a
+# whole minute: the limiter lets `rpm * window_s / 60` calls start within any `window_s`, so a 60 s window
+# admits a minute's budget (50 images) at once, where a 10 s window would hold them to 8 per 10 s and
+# split an iteration's images into waves. The server's x-ratelimit-* headers and 429s can only slow it.
+#
+# OpenAI's published image limits by usage tier (gpt-image-1, images per minute, at the time of writing;
+# they change, and your organisation's limits page says what your key has): tier 1: 5, tier 2: 20,
+# tier 3: 50, tier 4: 150, tier 5: 250. The default image rpm (50) is tier 3's: set
+# `limits.image.rpm` to your tier's figure. Text and vision models allow 500 rpm or more from tier 1.
 class LimitsSettings(Strict):
-    window_s: float = Field(10.0, gt=0, description="the sliding window over which each rpm is enforced")
-    text: ServiceLimits = ServiceLimits(concurrency=16, rpm=500)
-    image: ServiceLimits = ServiceLimits(concurrency=4, rpm=50)
-    vision: ServiceLimits = ServiceLimits(concurrency=16, rpm=500)
+    window_s: float = Field(60.0, gt=0, description="the sliding window over which each rpm is enforced: a "
+                            "window of 60 s lets a minute's budget start at once, shorter ones spread it out")
+    text: ServiceLimits = ServiceLimits(concurrency=64, rpm=500)
+    image: ServiceLimits = ServiceLimits(concurrency=50, rpm=50)
+    vision: ServiceLimits = ServiceLimits(concurrency=64, rpm=500)
 
 
 class RetrySettings(Strict):
@@ -240,7 +251,7 @@ class Settings(Strict):
         if limits:
             data = {**data, "limits": limits}
         # a partly given section keeps the defaults of the keys it does not name (image.concurrency
-        # stays 4 when only image.rpm is set), rather than falling back to the generic class defaults
+        # stays 50 when only image.rpm is set), rather than falling back to the generic class defaults
         return deep_merge(_default_tree(), data)
 
     @model_validator(mode="after")

@@ -7,6 +7,7 @@ when loaded, so a mistake in them is one sentence before the first call, never a
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -78,23 +79,44 @@ def load_prices(override: Path | None = None, *, check: Any = None,
 
     With `check` (a run's Settings) the table is also checked against the run's models before any call:
     a budget cannot hold over calls it cannot price, so with `max_cost_usd` an unpriced model refuses the
-    run; without one the run goes on, and `warnings` gets a sentence saying its cost leaves them out."""
-    shipped = yaml.safe_load(resources.files("beamsearch").joinpath("prices.yaml").read_text(encoding="utf-8"))
-    table = _checked_table(shipped, SHIPPED)
+    run; without one the run goes on, and `warnings` gets a sentence saying its cost leaves them out.
+    Each table is read and validated once per process (a run asks for it before its folder is made and
+    again when it starts); the caller gets its own copy."""
+    table = {model: dict(entry) for model, entry in _shipped_table().items()}
     if override is not None:
-        try:
-            extra = yaml.safe_load(Path(override).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise SettingsError(f"The price table {override} cannot be read: {exc.strerror or exc}.") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise SettingsError(f"The price table {override} is not valid YAML{where}.") from None
-        for model, entry in _checked_table(extra, str(override)).items():
+        for model, entry in _override_table(*_file_identity(Path(override))).items():
             table[model] = {**table.get(model, {}), **entry}
     if check is not None:
         _check_models(check, table, warnings)
     return table
+
+
+@functools.cache
+def _shipped_table() -> dict[str, dict[str, float]]:
+    shipped = yaml.safe_load(resources.files("beamsearch").joinpath("prices.yaml").read_text(encoding="utf-8"))
+    return _checked_table(shipped, SHIPPED)
+
+
+def _file_identity(path: Path) -> tuple[Path, int | None, int | None]:
+    """The path with its modification time and size, so an edited price file is read again."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return path, None, None  # reading it will say what is wrong
+    return path, stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=8)
+def _override_table(override: Path, mtime_ns: int | None, size: int | None) -> dict[str, dict[str, float]]:
+    try:
+        extra = yaml.safe_load(Path(override).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"The price table {override} cannot be read: {exc.strerror or exc}.") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise SettingsError(f"The price table {override} is not valid YAML{where}.") from None
+    return _checked_table(extra, str(override))
 
 
 def unpriced_models(settings: Any, prices: dict[str, dict[str, float]]) -> list[str]:

@@ -7,6 +7,8 @@ the right exit code.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class BeamsearchError(Exception):
     """A failure with a message fit for a user and the exit code it should end the program with."""
@@ -66,14 +68,17 @@ class RetryableError(CallError):
 
     `retry_after` is the server's advice in seconds, when it gave one. `pause_service` asks the gate to
     hold every call of the same service for that long, so that lanes back off together after a 429.
+    `ratelimit` is the server's rate-limit advice sent with the failure (a `ratelimit.RateAdvice`), if any.
     """
 
     retryable = True
 
-    def __init__(self, message: str, retry_after: float | None = None, pause_service: bool = False) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, pause_service: bool = False,
+                 ratelimit: Any = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.pause_service = pause_service
+        self.ratelimit = ratelimit
 
 
 class InvalidAnswer(RetryableError):

@@ -3,15 +3,20 @@
     python benchmarks/run.py            # the full suite, about 10 minutes on 2 cores
     python benchmarks/run.py --quick    # a tiny version of every scenario, seconds (used by the tests)
     python benchmarks/run.py --only efficiency,startup --repeats 5 --json results.json
+    python benchmarks/run.py --only real_path,default_limits --json benchmarks/results/real-path.json
 
-Every scenario runs the real engine, gate, limiter, steps and run folder against the simulator with
-drawn latencies (text 0.2 s, image 1.0 s, vision 0.3 s, +-50% by default). Wall times are compared with
-lower bounds computed from the latencies the simulator actually drew (see `bounds`).
+The first five scenarios run the real engine, gate, limiter, steps and run folder in this process against
+the simulator with drawn latencies (text 0.2 s, image 1.0 s, vision 0.3 s, +-50% by default). Wall times
+are compared with lower bounds computed from the latencies the simulator actually drew (see `bounds`).
+`real_path`, `real_path_unshrunk` and `default_limits` run the `beamsearch run` CLI as a separate process
+over HTTP to a loopback OpenAI-compatible server (see `real_path` and `loopback_server`), with the same
+latencies drawn by the server; `--cli A,B` runs them for several checkouts, seed by seed in turn.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -29,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bounds, harness  # noqa: E402
+from benchmarks import bounds, harness, real_path, sdk_overhead  # noqa: E402
 
 
 @dataclass
@@ -48,12 +53,16 @@ class Profile:
     overhead_shape: tuple[int, int, int] = (256, 16, 4)
     overhead_size: int = 1024
     startup_runs: int = 7
+    real_shape: tuple[int, int, int] = (9, 3, 3)  # the real path: the CLI over loopback HTTP
+    real_side: int = 1024  # photo-weight PNGs of this side (about 1.5 MB at 1024 px)
+    default_image: float = 4.0  # image latency of the default-limits case
+    cli: str | None = None  # the beamsearch executable the real path runs (default: the one beside Python)
 
     @classmethod
     def quick(cls) -> Profile:
         return cls(text=0.01, image=0.05, vision=0.02, repeats=1, shapes=[(4, 2, 2)], staged_shape=(4, 2, 2),
                    rate_shape=(4, 2, 2), rate_cases=[(600.0, 0.2)], overhead_shape=(4, 2, 2), overhead_size=64,
-                   startup_runs=1)
+                   startup_runs=1, real_shape=(2, 1, 2), real_side=256, default_image=0.2)
 
     def latencies(self) -> dict[str, float]:
         return {"text": self.text, "image": self.image, "vision": self.vision, "jitter": self.jitter}
@@ -234,7 +243,7 @@ def overhead(profile: Profile) -> list[dict[str, Any]]:
 
 
 def startup(profile: Profile) -> dict[str, Any]:
-    exe = shutil.which("beamsearch", path=str(Path(sys.executable).parent)) or shutil.which("beamsearch")
+    exe = profile.cli or shutil.which("beamsearch", path=str(Path(sys.executable).parent)) or shutil.which("beamsearch")
     command = [exe, "--help"] if exe else [sys.executable, "-m", "beamsearch", "--help"]
 
     def timed(argv: list[str]) -> float:
@@ -248,6 +257,20 @@ def startup(profile: Profile) -> dict[str, Any]:
     result = {"command": " ".join(Path(a).name if i == 0 else a for i, a in enumerate(command)),
               "median": median(help_times), "runs": help_times, "python_alone": median(bare)}
     log(f"start-up: {result['command']} {result['median']:.3f} s (python alone {result['python_alone']:.3f} s)")
+    return result
+
+
+# --- 6. the real path: the CLI over loopback HTTP ------------------------------------------------
+
+
+def unshrunk_scenario(profile: Profile) -> dict[str, Any]:
+    return real_path.real_path_unshrunk(profile)
+
+
+def real_path_scenario(profile: Profile) -> dict[str, Any]:
+    result = real_path.real_path(profile)
+    for row in result.get("compare", [result]):
+        row["help"] = startup(dataclasses.replace(profile, cli=row["cli"]))
     return result
 
 
@@ -304,11 +327,50 @@ def report(results: dict[str, Any]) -> str:
         s = results["startup"]
         lines += [f"Start-up: `{s['command']}` {s['median']:.3f} s median of {len(s['runs'])} "
                   f"(`python -c pass` alone: {s['python_alone']:.3f} s).", ""]
-    return "\n".join(lines)
+    return "\n".join(lines + real_path_report(results))
+
+
+def real_path_report(results: dict[str, Any]) -> list[str]:
+    lines = []
+    rows = [(name, row) for name in ("real_path", "real_path_unshrunk", "default_limits") if name in results
+            for row in results[name].get("compare", [results[name]])]
+    several = len({row["cli"] for _, row in rows}) > 1
+    if rows:
+        lines += ["| CLI over loopback HTTP | N / M / it. | image | wall (s) | bound (s) | wall / bound | span / bound | "
+                  "start-up (s) | tail (s) | CPU per candidate, whole process / in the span (ms) | image to judge, median / max (s) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for name, r in rows:
+            who = f" `{r['cli']}`" if several else ""
+            lines.append(f"| {name}{who} (image {r['latency']['image']:g} s) | {r['n']} / {r['m']} / {r['iterations']} | "
+                         f"{r['image_side']} px, {r['image_bytes'] / 2**20:.2f} MB | {r['wall']:.2f} | {r['bound']:.2f} | "
+                         f"{r['ratio']:.3f} | {r['span_ratio']:.3f} | {r['startup']:.2f} | {r['tail']:.2f} | "
+                         f"{r['cpu_per_candidate_ms']:.1f} / {r['in_run_cpu_per_candidate_ms']:.1f} | "
+                         f"{r['image_to_judge_median']:.2f} / {r['image_to_judge_max']:.2f} |")
+        lines.append("")
+    if "sdk_overhead" in results:
+        o = results["sdk_overhead"]["ms_cpu_per_request"]
+        lines += ["| CPU per request (ms), loopback, zero latency | text | vision (768 px PNG sent) | image (1024 px PNG received) |",
+                  "|---|---|---|---|"]
+        for name in ("typed", "provider", "bare"):
+            lines.append(f"| {name} | {o[name]['text']:.2f} | {o[name]['vision']:.2f} | {o[name]['image']:.2f} |")
+        lines.append("")
+    for name, d in rows:
+        if name == "default_limits":
+            who = f" (`{d['cli']}`)" if several else ""
+            lines += [f"Default limits{who}: image concurrency {d['image_concurrency']}, {d['image_rpm']} rpm enforced "
+                      f"over {d['window_s']:g} s; most image requests in any such window {d['max_in_window']}, in any "
+                      f"minute {d['max_in_minute']}; configured limit respected in every run: "
+                      f"{'yes' if d['rate_respected'] else 'NO'}; wall / max(bound, the minute budget's bound) "
+                      f"{d['ratio_with_rate']:.3f}.", ""]
+        elif "help" in d:
+            lines += [f"`{d['help']['command']}`{' (' + d['cli'] + ')' if several else ''}: {d['help']['median']:.3f} s.", ""]
+    return lines
 
 
 SCENARIOS = {"efficiency": efficiency, "rate_limited": rate_limited, "staged": streaming_vs_staged,
-             "overhead": overhead, "startup": startup}
+             "overhead": overhead, "startup": startup, "real_path": real_path_scenario,
+             "real_path_unshrunk": unshrunk_scenario, "default_limits": real_path.default_limits,
+             "sdk_overhead": sdk_overhead.sdk_overhead}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -321,6 +383,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--vision", type=float, help="mean vision latency, seconds")
     parser.add_argument("--jitter", type=float, help="latency jitter as a fraction of the mean (0.5 = +-50%%)")
     parser.add_argument("--shapes", help="efficiency shapes as N/M/iterations, comma-separated (default 9/3/4,64/8/4,256/16/4)")
+    parser.add_argument("--cli", help="real_path, default_limits: the beamsearch executable to run (e.g. another "
+                        "checkout's .venv/bin/beamsearch, to measure it with this benchmark)")
     parser.add_argument("--json", type=Path, help="also write every number to this JSON file")
     parser.add_argument("--overhead-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -329,7 +393,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(json.dumps(overhead_child(n, m, iterations, size, bool(photo))))
         return {}
     profile = Profile.quick() if args.quick else Profile()
-    for name in ("repeats", "text", "image", "vision", "jitter"):
+    for name in ("repeats", "text", "image", "vision", "jitter", "cli"):
         if getattr(args, name) is not None:
             setattr(profile, name, getattr(args, name))
     if args.shapes:

@@ -54,6 +54,7 @@ class FakeConfig:
     revised_prompt: bool = False
     image_usage: dict[str, int] = field(default_factory=lambda: {"text": 40, "image_out": 1056})
     omit_usage: bool = False                       # answer without a usage block, as some compatible servers do
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every answer (e.g. x-ratelimit-*)
 
 
 @dataclass
@@ -251,7 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
+        for name, value in {**self.server_owner.config.headers, **(headers or {})}.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)

@@ -96,5 +96,12 @@ def test_the_quick_suite_runs_every_scenario(capsys: pytest.CaptureFixture[str])
     photo, flat = results["overhead"]
     assert photo["image_kb_each"] > 5 * flat["image_kb_each"]  # the grained image weighs like a photograph
     assert results["startup"]["median"] > 0
+    for name in ("real_path", "default_limits"):  # the CLI over loopback HTTP: every request joined to a step
+        row = results[name]
+        assert row["candidates"] == 4 and row["unmatched_steps"] == 0 and row["requests"] == row["steps"] > 0
+        assert row["wall"] > row["span"] > 0 and row["startup"] > 0 and row["tail"] > 0 and row["bound"] > 0
+    assert results["default_limits"]["rate_respected"] and results["default_limits"]["window_s"] == 60
+    per_request = results["sdk_overhead"]["ms_cpu_per_request"]
+    assert set(per_request) == {"typed", "provider", "bare"} and all(v > 0 for v in per_request["provider"].values())
     table = capsys.readouterr().out
-    assert "| 4 / 2 / 2 | real |" in table and "Start-up: `" in table
+    assert "| 4 / 2 / 2 | real |" in table and "Start-up: `" in table and "| real_path (image" in table

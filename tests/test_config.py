@@ -23,7 +23,7 @@ def test_precedence_defaults_file_environment_flags(tmp_path) -> None:
     settings = resolve(config, {}, environ={})
     assert (settings.n, settings.m, settings.alpha, settings.iterations) == (5, 2, 0.5, 4)
     settings = resolve(config, {}, environ={"BEAMSEARCH_N": "7", "BEAMSEARCH_LIMITS__IMAGE__RPM": "12"})
-    assert (settings.n, settings.limits.image.rpm, settings.limits.image.concurrency) == (7, 12, 4)
+    assert (settings.n, settings.limits.image.rpm, settings.limits.image.concurrency) == (7, 12, 50)
     settings = resolve(config, {"n": 8}, environ={"BEAMSEARCH_N": "7"})
     assert settings.n == 8
 

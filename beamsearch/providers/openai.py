@@ -1,12 +1,21 @@
 """The OpenAI-compatible provider: text, vision and image roles over `AsyncOpenAI`.
 
-Each role has its own client (model, base_url, key variable, timeout), so text and vision can run on a
-local OpenAI-compatible server while images come from a hosted one. The SDK's own retries are off: the
-gate retries, with limits shared across lanes. Every SDK failure is translated by `openai_errors` into
-the error vocabulary the gate understands. A model that refuses a parameter (`temperature` on reasoning
-models, `max_tokens` versus `max_completion_tokens`, `response_format` on some local servers) is asked
-again at once without it, and the refusal is remembered for that model, so it costs one extra request
-per model rather than a failed step.
+Each role has its own settings (model, base_url, key variable, timeout), so text and vision can run on a
+local OpenAI-compatible server while images come from a hosted one; roles that name the same endpoint
+share one client (`openai_clients.ClientPool`). The SDK's own retries are off: the gate retries, with limits shared across lanes. Every SDK
+failure is translated by `openai_errors` into the error vocabulary the gate understands. A model that
+refuses a parameter (`temperature` on reasoning models, `max_tokens` versus `max_completion_tokens`,
+`response_format` on some local servers) is asked again at once without it, and the refusal is
+remembered for that model, so it costs one extra request per model rather than a failed step.
+
+Requests go through the client's public `post(path, body=..., cast_to=httpx2.Response)`: the answer's
+JSON is read once into plain data (the SDK's typed models would be built and thrown away), and its
+headers are at hand, so every result carries the server's rate-limit advice in `meta["ratelimit"]`
+(see `beamsearch.ratelimit`) and its request id in `meta["request_id"]`.
+
+The SDK takes about half a second to import. This module does not import it at the top, so that
+`preload()` (from `openai_clients`, re-exported here) can start that import in a background thread
+while the caller does other work.
 """
 
 from __future__ import annotations
@@ -18,25 +27,24 @@ import dataclasses
 import io
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
-
-import httpx2
-import openai
-import pydantic
-from openai import AsyncOpenAI
 
 from beamsearch.costs import typical_usage
 from beamsearch.errors import InvalidAnswer, SettingsError
 from beamsearch.providers.base import ImageRequest, ImageResult, TextRequest, TextResult, Usage, VisionRequest
-from beamsearch.providers.openai_errors import ErrorMapper, rejected_parameter
+from beamsearch.providers.openai_clients import ClientPool, _Shared, new_client, preload, sdk_failures
+from beamsearch.ratelimit import advice_from_headers
+
+__all__ = ["ClientPool", "OpenAIRole", "build_role", "data_url", "image_format", "new_client", "preload"]
 
 MAX_ADAPTATIONS = 4
 RENAMES = {"max_completion_tokens": "max_tokens", "max_tokens": "max_completion_tokens"}
 PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
 OPTIONAL = {"temperature", "max_tokens", "max_completion_tokens", "response_format"}
-SDK_FAILURES = (openai.OpenAIError, httpx2.HTTPError, json.JSONDecodeError, pydantic.ValidationError, UnicodeDecodeError)
+PATHS = {"text": "/chat/completions", "vision": "/chat/completions", "image": "/images/generations"}
 
 
 def api_key(role: str, env: str) -> str:
@@ -97,22 +105,28 @@ def data_url(path: Path, max_side: int | None) -> str:
 
 
 class OpenAIRole:
-    """One role's client plus what it learned about its model's parameters."""
+    """One role: its settings, a share of its endpoint's client, and what it learned about its model's
+    parameters."""
 
-    def __init__(self, role: str, settings: Any, key: str) -> None:
+    def __init__(self, role: str, settings: Any, key: str, pool: ClientPool | None = None) -> None:
+        from beamsearch.providers.openai_errors import ErrorMapper
+
         self.role = role
         self.settings = settings
         self.model: str = settings.model
-        self.client = AsyncOpenAI(api_key=key, base_url=settings.base_url, timeout=settings.timeout, max_retries=0)
-        # The SDK imports each resource on first use; do it now, not while the first call holds a slot.
-        self._create = self.client.images.generate if role == "image" else self.client.chat.completions.create
+        self._pool = pool if pool is not None else ClientPool.for_running_loop()
+        self._shared: _Shared | None = self._pool.acquire(settings.base_url, key)
+        self.client = self._shared.client
+        self._path = PATHS[role]
         self.errors = ErrorMapper(role, settings.model, settings.base_url, settings.api_key_env, key)
         self.dropped: set[str] = set()
         self.renamed: dict[str, str] = {}
         self.refused: set[str] = set()
 
     async def aclose(self) -> None:
-        await self.client.close()
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            await self._pool.release(shared)
 
     def _adapt(self, params: dict[str, Any]) -> dict[str, Any]:
         """Apply what earlier refusals taught us about this model."""
@@ -125,6 +139,8 @@ class OpenAIRole:
 
     def _learn(self, exc: BaseException, params: dict[str, Any], sent: dict[str, Any]) -> str | None:
         """If `exc` refuses an optional parameter we sent, remember to rename or drop it; say what changed."""
+        from beamsearch.providers.openai_errors import rejected_parameter
+
         name = rejected_parameter(exc, {n for n in sent if n in OPTIONAL})
         if name is None:
             return None
@@ -136,19 +152,42 @@ class OpenAIRole:
         self.dropped.add(name)
         return f"dropped {name}"
 
-    async def _call(self, method: Any, params: dict[str, Any]) -> tuple[Any, list[str]]:
-        """Call the SDK, adapting to parameter refusals at once; map every other failure.
-        Returns the answer and what had to be adapted during this call (recorded with the step)."""
+    async def _post(self, body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """One request: the answer's JSON as plain data, and what its headers tell (rate-limit advice,
+        request id) for the result's meta. A malformed body raises json.JSONDecodeError, as the SDK would."""
+        import httpx2
+
+        response = await self.client.post(self._path, body=body, cast_to=httpx2.Response,
+                                          options={"timeout": self.settings.timeout})
+        data = json.loads(response.content)
+        meta: dict[str, Any] = {}
+        advice = advice_from_headers(response.headers, time.monotonic())
+        if advice is not None:
+            meta["ratelimit"] = advice.as_meta()
+        request_id = response.headers.get("x-request-id")
+        if request_id:
+            meta["request_id"] = request_id[:80]
+        return data, meta
+
+    async def _call(self, params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """Call the service, adapting to parameter refusals at once; map every other failure.
+        Returns the answer and the result's meta: the headers' advice and what had to be adapted
+        during this call (recorded with the step)."""
         learned: list[str] = []
+        failures = sdk_failures()
         for _ in range(MAX_ADAPTATIONS + 1):
             sent = self._adapt(params)
             try:
-                return await method(**sent), learned
-            except SDK_FAILURES as exc:
+                answer, meta = await self._post(sent)
+            except failures as exc:
                 change = self._learn(exc, params, sent)
                 if change is None:
                     raise self.errors.map(exc) from None
                 learned.append(change)
+                continue
+            return answer, {**meta, "adapted": learned} if learned else meta
+        import openai
+
         raise self.errors.map(openai.OpenAIError("the model kept refusing parameters")) from None
 
     # --- chat (text and vision) -----------------------------------------------------------------
@@ -167,7 +206,7 @@ class OpenAIRole:
                 "type": "json_schema",
                 "json_schema": {"name": request.schema_name or "answer", "schema": request.schema, "strict": True},
             }
-        completion, learned = await self._call(self._create, params)
+        completion, meta = await self._call(params)
         choices = field(completion, "choices")
         if not isinstance(choices, list) or not choices:
             raise InvalidAnswer(f"the {self.role} service answered without any choice")
@@ -178,7 +217,6 @@ class OpenAIRole:
             why = f"refused: {str(refusal)[:120]}" if refusal else f"finish_reason {field(choices[0], 'finish_reason')}"
             raise InvalidAnswer(f"the {self.role} service gave an empty answer ({why})")
         usage = field(completion, "usage")
-        meta: dict[str, Any] = {"adapted": learned} if learned else {}
         if usage is None:  # some compatible servers send none: bill the typical call, never a free one
             meta["usage_estimated"] = True
             return TextResult(text=text, usage=typical_usage(self.role, self.model), meta=meta)
@@ -216,7 +254,7 @@ class OpenAIRole:
             params["quality"] = self.settings.quality
         if not self.model.startswith("gpt-image"):
             params["response_format"] = "b64_json"  # gpt-image models always answer base64 and refuse it
-        answer, learned = await self._call(self._create, params)
+        answer, meta = await self._call(params)
         items = field(answer, "data")
         if not isinstance(items, list) or not items:
             raise InvalidAnswer("the image service answered without an image")
@@ -234,7 +272,6 @@ class OpenAIRole:
         fmt = image_format(data)
         if fmt not in PIL_FORMATS:
             raise InvalidAnswer("the image service sent data that is not a PNG, JPEG or WebP image")
-        meta: dict[str, Any] = {"adapted": learned} if learned else {}
         revised = field(item, "revised_prompt")
         reported = field(answer, "usage")
         if reported is None:  # no usage block: bill the typical call (per-image prices included), never $0
@@ -270,6 +307,8 @@ class OpenAIRole:
 
     async def _download(self, url: str) -> bytes:
         """Fetch an image answer given as a URL, with the role's timeout and a cap on its size."""
+        import httpx2
+
         if not url.startswith(("http://", "https://")):
             raise InvalidAnswer("the image service sent a URL that is neither http nor https")
         cap = int(getattr(self.settings, "max_download_bytes", 50_000_000))

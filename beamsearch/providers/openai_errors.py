@@ -2,8 +2,9 @@
 
 The gate decides what to retry from the class of the error alone, so this table is where retry policy
 for real services is really set: 429 (but not an exhausted quota), 408, 409, 5xx, timeouts, lost
-connections and malformed bodies are transient; 400, 403 and 404 are not; 401 ends the run. Every
-message passes through `redact`, because servers echo (parts of) keys back in their error texts.
+connections and malformed bodies are transient; 400, 403 and 404 are not; 401 ends the run. A 429
+carries the server's rate-limit headers on the error (`RetryableError.ratelimit`). Every message passes
+through `redact`, because servers echo (parts of) keys back in their error texts.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from beamsearch.errors import (
     InvalidAnswer,
     RetryableError,
 )
+from beamsearch.ratelimit import advice_from_headers
 
 POLICY_CODES = {"content_policy_violation", "moderation_blocked", "content_filter", "safety_violation",
                 "image_generation_user_error"}
@@ -163,8 +165,9 @@ class ErrorMapper:
                     f"The {self.role} service says the account behind {self.key_env} has no quota left (429 insufficient_quota); "
                     "add credit or use another key."
                 )
-            wait = retry_after(exc.response.headers)
-            return RetryableError(f"the {self.role} service is rate limiting us (429)", retry_after=wait, pause_service=True)
+            headers = exc.response.headers
+            return RetryableError(f"the {self.role} service is rate limiting us (429)", retry_after=retry_after(headers),
+                                  pause_service=True, ratelimit=advice_from_headers(headers, time.monotonic()))
         if status in (408, 409) or status >= 500:
             wait = retry_after(exc.response.headers)
             return RetryableError(f"the {self.role} service answered {status}: {detail}", retry_after=wait)
