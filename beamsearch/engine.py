@@ -103,7 +103,7 @@ class Engine:
     async def process_candidate(self, c: Candidate) -> Candidate:
         """combine -> image -> alignment and aesthetic judged in parallel -> total."""
         lane, k = f"c{c.index:0{self.width}d}", c.iteration
-        self._stage(c, "combine")
+        self._stage(c, "combine", what=c.what, how=c.how)
         c.prompt = await self.steps.combine(k, lane, c.what, c.how)
         self._stage(c, "image")
         rendered = await self.steps.render(k, lane, c.id, c.prompt,
