@@ -124,7 +124,7 @@ def render_report(summary: dict[str, Any], run_dir: Path) -> str:
 <style>{CSS}</style></head>
 <body><main>
 <h1>beamsearch report</h1>
-<div class="prompt">“{clamp(prompt)}”</div>
+<div class="prompt">{clamp(prompt, quotes=("“", "”"))}</div>
 {sim_note}
 {_facts(summary)}
 <h2>Best image</h2>

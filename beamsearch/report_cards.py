@@ -29,15 +29,17 @@ def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def clamp(value: Any, limit: int = CLAMP) -> str:
-    """Escaped text; beyond `limit` characters, its beginning with a "show all" that opens the whole."""
+def clamp(value: Any, limit: int = CLAMP, quotes: tuple[str, str] = ("", "")) -> str:
+    """Escaped text (between `quotes`); beyond `limit` characters, its beginning with a "show all" that
+    opens the whole."""
     text = "" if value is None else str(value)
+    before, after = quotes
     if len(text) <= limit:
-        return esc(text)
+        return esc(before + text + after)
     cut = text[:limit].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
-    return (f'<details class="clamp"><summary><span class="clip">{esc(cut)}… </span>'
+    return (f'<details class="clamp"><summary><span class="clip">{esc(before + cut)}… </span>'
             f'<span class="more">show all {len(text)} characters</span></summary>'
-            f'<span class="whole">{esc(text)}</span></details>')
+            f'<span class="whole">{esc(before + text + after)}</span></details>')
 
 
 def score(value: Any, digits: int = 1) -> str:
@@ -89,8 +91,9 @@ def decided_by(result: dict[str, Any] | None, pairwise: bool) -> str:
     def count(n: int, word: str) -> str:
         return f"{n} {word}{'' if n == 1 else ('es' if word.endswith('s') else 's')}"
 
-    implied = result.get("implied_wins", 0) + result.get("implied_losses", 0)
-    tail = f" (+{result.get('implied_wins', 0)}/−{result.get('implied_losses', 0)} implied)" if implied else ""
+    implied = [count(result.get(key, 0), word) for key, word in (("implied_wins", "win"), ("implied_losses", "loss"))
+               if result.get(key, 0)]
+    tail = f", and {' and '.join(implied)} implied by transitivity" if implied else ""
     return (f'<div class="decided">pairwise: <b>{score(result.get("copeland"))} Copeland points</b> · '
             f'{count(result.get("wins", 0), "win")}, {count(result.get("ties", 0), "tie")}, '
             f'{count(result.get("losses", 0), "loss")}{tail}</div>')

@@ -37,7 +37,7 @@ a.full { display:block; } a.full:focus-visible { outline:3px solid var(--accent)
 .card.survivor { border:2px solid var(--good); } .card.best { border:3px solid var(--best); }
 .card.kept { border-style:dashed; } .card.failed { opacity:.85; }
 .head { display:flex; justify-content:space-between; align-items:baseline; margin-top:6px; }
-.id { font-weight:600; font-family:ui-monospace, Menlo, monospace; } .total { font-size:18px; font-weight:700; }
+.id { font-weight:600; font-family:ui-monospace, Menlo, monospace; } a.id { color:var(--kept); } .total { font-size:18px; font-weight:700; }
 .scores, .decided { color:var(--muted); font-size:12px; }
 .decided b { color:var(--ink); font-weight:600; }
 .badge { display:inline-block; font-size:11px; padding:1px 6px; border-radius:9px; margin-right:4px; color:#fff; }
@@ -64,7 +64,7 @@ footer { margin:40px 0 10px; color:var(--muted); font-size:12px; }
   .hero { flex-direction:column; padding:12px; }
   .hero .picture { width:100%; max-width:100%; }
   .tree { flex-direction:column; flex-wrap:nowrap; align-items:center; }
-  .tree .card { width:100%; max-width:380px; }
+  .tree .card { width:100%; max-width:300px; }
   .tree .arrow { transform:rotate(90deg); }
   .grid { grid-template-columns:repeat(auto-fill, minmax(150px, 1fr)); gap:8px; }
   .chart .wide { display:none; } .chart .narrow { display:block; }
