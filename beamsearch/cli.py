@@ -18,7 +18,7 @@ import typer
 
 from beamsearch import __version__
 from beamsearch.choices import AlignmentMethod, ProviderName, RankingMethod
-from beamsearch.cliapp import Command, Group, fail, guarded, naming_flags, settings_flags
+from beamsearch.cliapp import Group, fail, guarded, naming_flags, settings_flags
 from beamsearch.terminal import line
 
 __all__ = ["app", "fail", "guarded", "main"]
@@ -179,7 +179,7 @@ def _drive(opened: Any, json_mode: bool, quiet: bool) -> None:
     _finish(result, json_mode)
 
 
-@app.command(cls=Command, epilog=_example("beamsearch run --provider sim --prompt \"a teal whale under a purple moon\"",
+@app.command(epilog=_example("beamsearch run --provider sim --prompt \"a teal whale under a purple moon\"",
                                           "beamsearch run -p \"a lighthouse in a storm\" -n 9 -m 3 --iterations 4 --max-cost 2.50"))
 @guarded
 def run(
@@ -206,7 +206,7 @@ def run(
     _drive(application.open_new_run(settings), json_mode, quiet)
 
 
-@app.command(cls=Command, epilog=_example("beamsearch resume runs/20261121-143002-a-lighthouse-in-a-storm --max-cost 5"))
+@app.command(epilog=_example("beamsearch resume runs/20261121-143002-a-lighthouse-in-a-storm --max-cost 5"))
 @guarded
 def resume(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="The run folder to resume.", show_default=False)],
@@ -251,7 +251,7 @@ def _check_resumable(run_dir: Path, settings: Any) -> None:
                                 f"{env}, which is not set; set it and resume again (a run keeps its provider).")
 
 
-@app.command("config", cls=Command, epilog=_example("beamsearch config --config configs/default.yaml"))
+@app.command("config", epilog=_example("beamsearch config --config configs/default.yaml"))
 @guarded
 def show_config(
     config: ConfigOption = None,
@@ -270,7 +270,7 @@ def _print_json(data: Any) -> None:
     typer.echo(json_safe(json.dumps(data, ensure_ascii=False, indent=2, default=str)))
 
 
-@app.command("show", cls=Command, epilog=_example("beamsearch show runs/20261121-143002-a-lighthouse-in-a-storm --json"))
+@app.command("show", epilog=_example("beamsearch show runs/20261121-143002-a-lighthouse-in-a-storm --json"))
 @guarded
 def show_run(
     run_dir: RunDirArgument,
@@ -287,7 +287,7 @@ def show_run(
         console().print(display.show_view(data))
 
 
-@app.command("list", cls=Command, epilog=_example("beamsearch list runs --json"))
+@app.command("list", epilog=_example("beamsearch list runs --json"))
 @guarded
 def list_runs(
     runs_dir: Annotated[Path | None, typer.Argument(metavar="RUNS_DIR", help="The folder that holds the runs.")] = None,
@@ -308,7 +308,7 @@ def list_runs(
         console().print(display.runs_table(runs))
 
 
-@app.command("report", cls=Command, epilog=_example("beamsearch report runs/20261121-143002-a-lighthouse-in-a-storm"))
+@app.command("report", epilog=_example("beamsearch report runs/20261121-143002-a-lighthouse-in-a-storm"))
 @guarded
 def report(
     run_dir: RunDirArgument,
@@ -321,7 +321,7 @@ def report(
     typer.echo(line(write_report(store, summarize(run_dir))))
 
 
-@app.command("estimate", cls=Command, epilog=_example("beamsearch estimate -n 9 -m 3 --iterations 4 --ranking pairwise"))
+@app.command("estimate", epilog=_example("beamsearch estimate -n 9 -m 3 --iterations 4 --ranking pairwise"))
 @guarded
 def estimate(
     prompt: Annotated[str | None, typer.Option("--prompt", "-p", metavar="TEXT", help="Your idea (not needed to estimate).")] = None,

@@ -198,6 +198,12 @@ def usage_line(exc: Any) -> str:
 class Group(TyperGroup):
     """The `beamsearch` program: `--debug` anywhere, one-line errors, conventional help."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            if type(command) is TyperCommand:  # a command declared without cls=Command gets its help too
+                command.__class__ = Command
+
     def get_help_option(self, ctx: Any) -> Any:
         return _plain_help_option(super().get_help_option(ctx))
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from simhelp import sim_settings
+from typer.main import get_command
 from typer.testing import CliRunner
 
 from beamsearch import __version__
@@ -21,7 +22,7 @@ from beamsearch.cli import app
 from beamsearch.cliapp import take_debug
 from beamsearch.store import LOCK_FILE, RunStore
 
-COMMANDS = ("run", "resume", "config", "show", "list", "report", "estimate")
+COMMANDS = tuple(get_command(app).commands)  # every command, also ones added later
 ZERO = {"BEAMSEARCH_SIM__LATENCY__TEXT__MEAN": "0", "BEAMSEARCH_SIM__LATENCY__IMAGE__MEAN": "0",
         "BEAMSEARCH_SIM__LATENCY__VISION__MEAN": "0"}
 
@@ -49,6 +50,10 @@ def test_every_help_answers_to_h_with_an_example_and_no_placeholders(command) ->
     assert f"Usage: beamsearch {command} [OPTIONS]" in text and "{" not in text.split("\n\n", 2)[1]
     assert "Example" in text and f"beamsearch {command}" in text.split("Example", 1)[1]
     assert "<bool>" not in text and "(as recorded)" not in text
+
+
+def test_the_commands_are_all_there() -> None:
+    assert {"run", "resume", "config", "show", "list", "report", "estimate"} <= set(COMMANDS)
 
 
 def test_root_help_and_usage() -> None:
