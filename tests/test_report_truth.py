@@ -191,7 +191,7 @@ def test_the_report_exists_mid_run_rewritten_at_every_ranking_off_the_event_loop
                     break
                 await asyncio.sleep(0.01)  # the loop runs on while the worker writes
             page = report.read_text(encoding="utf-8") if report.exists() else ""
-            seen.append((iteration, "running" in page, f"Iteration {iteration}:" in page))
+            seen.append((iteration, "status-running" in page, f"Iteration {iteration}:" in page))
             return await self.steps.critique(iteration, parent, dimension, idea)
 
     settings = sim_settings(tmp_path, n=2, m=1, iterations=3)
