@@ -24,6 +24,7 @@ from beamsearch.engine import Outcome
 from beamsearch.errors import BeamsearchError, BudgetExhausted, RunFolderError, SettingsError
 from beamsearch.events import RunFinished, RunStarted
 from beamsearch.gate import Gate
+from beamsearch.livereport import LiveReport
 from beamsearch.progress import RunOpened, Stopping, WarningEvent
 from beamsearch.providers.base import Providers
 from beamsearch.store import RunStore
@@ -155,16 +156,21 @@ async def run_session(session: Session) -> RunResult:
     """Log the start, run the search in a task group, log the end whatever happens, write the derived
     files. Errors of the search end the session with their status; a cancellation ends it as a
     resumable stop and is raised again; a bug is logged as a failure and raised."""
+    report = LiveReport(session.store)  # report.html rewritten at every ranking, in a worker thread
+    session.recorder.bus.listeners.append(report)
     session.recorder.record(RunStarted(version=__version__, resumed=bool(session.past.events),
                                        providers=session.providers.labels, spent_usd=round(session.past.spent, 6)))
     try:
         outcome, error, status, reason = await _search(session)
+        await asyncio.to_thread(report.close)  # the last mid-run page is written before the final one
     except asyncio.CancelledError:
+        report.close()
         session.recorder.bus.publish(Stopping(reason="interrupted"))
         with contextlib.suppress(Exception):
             _finish(session, "stopped", "interrupted by the user")
         raise
     except Exception as exc:  # a bug: say so in the log (the run stays resumable), then let it surface
+        report.close()
         with contextlib.suppress(Exception):
             _finish(session, "failed", f"internal error: {type(exc).__name__}: {exc}")
         raise

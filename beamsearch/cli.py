@@ -1,72 +1,53 @@
-"""The command line: argument parsing and presentation only. Every behaviour lives in `app` and below.
+"""The command line: argument parsing and presentation only. Every behaviour lives in `app` and below;
+how the program handles errors, help and `--debug` lives in `cliapp`.
 
-Heavy modules (the engine, Pillow, the OpenAI SDK) are imported inside the commands, so that
+Heavy modules (the engine, Pillow, the OpenAI SDK, pydantic) are imported inside the commands, so that
 `beamsearch --help` answers at once.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
+import shlex
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from beamsearch import __version__
+from beamsearch.choices import AlignmentMethod, ProviderName, RankingMethod
+from beamsearch.cliapp import Group, fail, guarded, naming_flags, settings_flags
+from beamsearch.terminal import line
+
+__all__ = ["app", "fail", "guarded", "main"]
+
 app = typer.Typer(
     name="beamsearch",
+    cls=Group,
     help="Search for the best image for an idea: beam search over WHAT (content) and HOW (style) prompts.",
+    epilog="Example: beamsearch run --provider sim --prompt \"a red lighthouse by the sea at night\"",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_state = {"debug": False}
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"beamsearch {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
-def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
-    _state["debug"] = debug
-
-
-def fail(exc: BaseException, code: int | None = None) -> None:
-    """Print one clear sentence (a traceback only with --debug) and exit with the error's code. Anything
-    that is not a BeamsearchError is a bug, and is called one."""
-    from beamsearch.errors import BeamsearchError
-
-    if _state["debug"]:
-        import traceback
-
-        traceback.print_exception(exc)
-    if isinstance(exc, BeamsearchError):
-        message = exc.message
-    else:
-        detail = " ".join(str(exc).split())
-        message = f"internal error: {type(exc).__name__}{': ' + detail if detail else ''}"
-        if not _state["debug"]:
-            message += " (run with --debug for the traceback)"
-    typer.echo(f"Error: {message}", err=True)
-    raise typer.Exit(code if code is not None else getattr(exc, "exit_code", 1))
-
-
-def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The safety net of every command: any exception that escapes it becomes one line and exit code 1
-    (or the error's own code); typer's and click's own exits pass, and so does Ctrl-C (see `main`)."""
-    from typer.exceptions import Abort, Exit, TyperException
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except (Exit, Abort, TyperException):
-            raise
-        except Exception as exc:
-            fail(exc)
-
-    return wrapper
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors (anywhere on the command line).")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                          callback=_version)] = False,
+) -> None:
+    """`--debug` is taken out of the command line before parsing (`cliapp.take_debug`), wherever it is."""
 
 
 def console(stderr: bool = False) -> Any:
@@ -75,42 +56,52 @@ def console(stderr: bool = False) -> Any:
     return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")) or None)
 
 
-# options shared by `run` and `estimate` (and `--config` by most commands)
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="A YAML settings file.")]
-NOption = Annotated[int | None, typer.Option("-n", help="Beam width: candidates per iteration.")]
-MOption = Annotated[int | None, typer.Option("-m", help="Survivors kept after each ranking.")]
-IterationsOption = Annotated[int | None, typer.Option("--iterations", "-i", help="Iterations, counting iteration 0.")]
-AlphaOption = Annotated[float | None, typer.Option("--alpha", help="Weight of alignment in the total score (0-1).")]
-ProviderOption = Annotated[str | None, typer.Option("--provider", help="openai or sim (offline simulator).")]
-RunsDirOption = Annotated[Path | None, typer.Option("--runs-dir", help="Where run folders are made.")]
-MaxCostOption = Annotated[float | None, typer.Option("--max-cost", help="Stop before spending more dollars than this.")]
-SeedOption = Annotated[int | None, typer.Option("--seed", help="Seed of the run (the simulator is deterministic from it).")]
+def _example(*lines: str) -> str:
+    return ("Example: " if len(lines) == 1 else "Examples:\n\n") + "\n\n".join(lines)
+
+
+# options shared by `run` and `estimate` (and `--config` by most commands); settings show their defaults
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE", help="A YAML settings file.")]
+NOption = Annotated[int | None, typer.Option("-n", metavar="N", help="Beam width: candidates per iteration.")]
+MOption = Annotated[int | None, typer.Option("-m", metavar="M", help="Survivors kept after each ranking.")]
+IterationsOption = Annotated[int | None, typer.Option("--iterations", "-i", metavar="K", help="Iterations, counting iteration 0.")]
+AlphaOption = Annotated[float | None, typer.Option("--alpha", metavar="A", help="Weight of alignment in the total score (0-1).")]
+ProviderOption = Annotated[ProviderName | None, typer.Option("--provider", help="Who answers: an OpenAI-compatible endpoint, or the offline simulator.")]
+RunsDirOption = Annotated[Path | None, typer.Option("--runs-dir", metavar="DIR", help="Where run folders are made.")]
+MaxCostOption = Annotated[float | None, typer.Option("--max-cost", metavar="DOLLARS", help="Stop before spending more dollars than this.")]
+SeedOption = Annotated[int | None, typer.Option("--seed", metavar="SEED", help="Seed of the run (the simulator is deterministic from it).")]
+PromptOption = Annotated[str | None, typer.Option("--prompt", "-p", metavar="TEXT", help="Your idea, in your own words.")]
 
 # judging options, shared by `run` and `estimate`
-AlignmentOption = Annotated[str | None, typer.Option("--alignment", help="How alignment is judged: rating (0-100) or checklist (yes/no questions).")]
-RankingOption = Annotated[str | None, typer.Option("--ranking", help="How survivors are chosen: scores, or pairwise (finalists compared in both orders).")]
-SamplesOption = Annotated[int | None, typer.Option("--judge-samples", help="Independent judge answers per image, averaged.")]
+AlignmentOption = Annotated[AlignmentMethod | None, typer.Option("--alignment", help="How alignment is judged: a 0-100 rating, or a checklist of yes/no questions.")]
+RankingOption = Annotated[RankingMethod | None, typer.Option("--ranking", help="How survivors are chosen: by scores, or pairwise (finalists compared in both orders).")]
+SamplesOption = Annotated[int | None, typer.Option("--judge-samples", metavar="K", help="Independent judge answers per image, averaged.")]
 
-
-def _flags(**values: Any) -> dict[str, Any]:
-    """A command's options as settings keys; options that are not settings (config, json_mode, quiet)
-    and options not given are left out."""
-    mapping = {"n": "n", "m": "m", "iterations": "iterations", "alpha": "alpha", "provider": "provider",
-               "runs_dir": "runs_dir", "max_cost": "max_cost_usd", "seed": "seed", "prompt": "prompt",
-               "alignment": "alignment", "ranking": "ranking", "judge_samples": "judge_samples"}
-    return {mapping[k]: v for k, v in values.items() if k in mapping and v is not None}
+RunDirArgument = Annotated[Path, typer.Argument(metavar="RUN_DIR", help="The run folder.", show_default=False)]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")]
 
 
 def _resolve(config: Path | None, flags: dict[str, Any]) -> Any:
     from beamsearch.precedence import resolve
 
-    return resolve(config, flags)
+    with naming_flags(flags):
+        return resolve(config, flags)
 
 
 def _stopping_notice(event: Any) -> None:
     """Ctrl-C (asyncio.run cancels the run, which logs a resumable stop): say what is happening."""
     if getattr(event, "type", None) == "stopping":
         typer.echo("\nStopping: calls in flight cancelled, saving the log (Ctrl-C again to quit at once)...", err=True)
+
+
+def _estimated_seconds(settings: Any) -> list[float] | None:
+    """Seconds per iteration by the estimate, for the live view's time left (None if it cannot say)."""
+    from beamsearch.estimate import plan_calls, time_lower_bound
+
+    try:
+        return [i["seconds"] for i in time_lower_bound(plan_calls(settings), settings)["per_iteration"]]
+    except Exception:  # the estimate is a nicety of the view: a run never fails for it
+        return None
 
 
 def _listeners(settings: Any, json_mode: bool, quiet: bool) -> tuple[list[Any], Any]:
@@ -124,9 +115,14 @@ def _listeners(settings: Any, json_mode: bool, quiet: bool) -> tuple[list[Any], 
     if sys.stdout.isatty():
         label = "provider: " + ("simulator (offline; images and scores are simulated)" if settings.provider == "sim"
                                 else "openai-compatible")
-        live = display.LiveDisplay(console(), settings.m, label, settings.iterations, settings.max_cost_usd)
+        live = display.LiveDisplay(console(), settings.m, label, settings.iterations, settings.max_cost_usd,
+                                   _estimated_seconds(settings))
         return [*listeners, live], live
     return [*listeners, display.PlainDisplay()], None
+
+
+def _resume_hint(run_dir: str) -> None:
+    typer.echo(f"Resume with: beamsearch resume {line(shlex.quote(run_dir))}", err=True)
 
 
 def _finish(result: Any, json_mode: bool) -> None:
@@ -134,15 +130,15 @@ def _finish(result: Any, json_mode: bool) -> None:
 
     run_dir = str(result.store.path)
     for warning in result.warnings:
-        typer.echo(f"Warning: {warning}", err=True)
+        typer.echo(f"Warning: {line(warning)}", err=True)
     if json_mode:
         display.JsonDisplay()(display.result_event(result.summary, run_dir, result.exit_code))
     else:
         console().print(display.result_table(result.summary, run_dir))
     if result.error is not None:
-        typer.echo(f"Error: {result.error.message}", err=True)
+        typer.echo(f"Error: {line(result.error.message)}", err=True)
         if result.status in ("stopped", "failed"):
-            typer.echo(f"Resume with: beamsearch resume {run_dir}", err=True)
+            _resume_hint(run_dir)
         raise typer.Exit(result.error.exit_code)
 
 
@@ -162,7 +158,7 @@ def _interrupted(run_dir: Path, json_mode: bool) -> None:
         else:
             console().print(display.result_table(summary, str(run_dir)))
     typer.echo("Interrupted.", err=True)
-    typer.echo(f"Resume with: beamsearch resume {run_dir}", err=True)
+    _resume_hint(str(run_dir))
     raise typer.Exit(Interrupted.exit_code)
 
 
@@ -200,10 +196,11 @@ def _serve_address(serve: bool, host: str, port: int) -> str | None:
     return f"{host}:{port}" if serve else None
 
 
-@app.command()
+@app.command(epilog=_example("beamsearch run --provider sim --prompt \"a teal whale under a purple moon\"",
+                                          "beamsearch run -p \"a lighthouse in a storm\" -n 9 -m 3 --iterations 4 --max-cost 2.50"))
 @guarded
 def run(
-    prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="Your idea, in your own words.")] = None,
+    prompt: PromptOption = None,
     config: ConfigOption = None,
     n: NOption = None,
     m: MOption = None,
@@ -217,27 +214,30 @@ def run(
     ranking: RankingOption = None,
     judge_samples: SamplesOption = None,
     json_mode: Annotated[bool, typer.Option("--json", help="Write one JSON event per line to stdout.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,
+    quiet: QuietOption = False,
     serve: Annotated[bool, typer.Option("--serve", help="Also serve the live web view of this run (see serve).")] = False,
     host: Annotated[str, typer.Option("--host", help="With --serve: the address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="With --serve: the port (0: any free one).")] = 8765,
 ) -> None:
     """Run a new search and write a run folder."""
-    settings = _resolve(config, _flags(**locals()))  # first, while the locals are the options
+    settings = _resolve(config, settings_flags(locals()))  # first, while the locals are the options
     from beamsearch import app as application
 
     _drive(application.open_new_run(settings), json_mode, quiet, _serve_address(serve, host, port))
 
 
-@app.command()
+@app.command(epilog=_example("beamsearch resume runs/20261121-143002-a-lighthouse-in-a-storm --max-cost 5"))
 @guarded
 def resume(
-    run_dir: Annotated[Path, typer.Argument(help="The run folder to resume.")],
-    iterations: Annotated[int | None, typer.Option("--iterations", "-i", help="Extend the run to this many iterations.")] = None,
-    max_cost: Annotated[float | None, typer.Option("--max-cost", help="A new budget in dollars (the total, spent included).")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="A YAML file of settings that shape the future (limits, timeouts).")] = None,
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="The run folder to resume.", show_default=False)],
+    iterations: Annotated[int | None, typer.Option("--iterations", "-i", metavar="K", show_default="as recorded",
+                                                   help="Extend the run to this many iterations.")] = None,
+    max_cost: Annotated[float | None, typer.Option("--max-cost", metavar="DOLLARS", show_default="as recorded",
+                                                   help="A new budget in dollars (the total, spent included).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE",
+                                                help="A YAML file of settings that shape the future (limits, timeouts).")] = None,
     json_mode: Annotated[bool, typer.Option("--json", help="Write one JSON event per line to stdout.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,
+    quiet: QuietOption = False,
     serve: Annotated[bool, typer.Option("--serve", help="Also serve the live web view of this run (see serve).")] = False,
     host: Annotated[str, typer.Option("--host", help="With --serve: the address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="With --serve: the port (0: any free one).")] = 8765,
@@ -246,7 +246,9 @@ def resume(
     from beamsearch import app as application
 
     # opened (and locked) once, before any display, so that every refusal is a clear sentence
-    opened = application.open_for_resume(run_dir, config, _flags(iterations=iterations, max_cost=max_cost))
+    flags = settings_flags({"iterations": iterations, "max_cost": max_cost})
+    with naming_flags(flags):
+        opened = application.open_for_resume(run_dir, config, flags)
     try:
         _check_resumable(run_dir, opened.settings)
     except BaseException:
@@ -272,7 +274,7 @@ def _check_resumable(run_dir: Path, settings: Any) -> None:
                                 f"{env}, which is not set; set it and resume again (a run keeps its provider).")
 
 
-@app.command("config")
+@app.command("config", epilog=_example("beamsearch config --config configs/default.yaml"))
 @guarded
 def show_config(
     config: ConfigOption = None,
@@ -286,13 +288,15 @@ def show_config(
 def _print_json(data: Any) -> None:
     import json
 
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    from beamsearch.terminal import json_safe
+
+    typer.echo(json_safe(json.dumps(data, ensure_ascii=False, indent=2, default=str)))
 
 
-@app.command("show")
+@app.command("show", epilog=_example("beamsearch show runs/20261121-143002-a-lighthouse-in-a-storm --json"))
 @guarded
 def show_run(
-    run_dir: Annotated[Path, typer.Argument(help="The run folder.")],
+    run_dir: RunDirArgument,
     json_mode: Annotated[bool, typer.Option("--json", help="Print the data as one JSON document.")] = False,
 ) -> None:
     """Summary, the best candidate, its family tree back to iteration 0 and the cost by service."""
@@ -306,43 +310,44 @@ def show_run(
         console().print(display.show_view(data))
 
 
-@app.command("list")
+@app.command("list", epilog=_example("beamsearch list runs --json"))
 @guarded
 def list_runs(
-    runs_dir: Annotated[Path | None, typer.Argument(help="The folder that holds the runs (default: runs_dir of the settings).")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="A YAML settings file (for its runs_dir).")] = None,
+    runs_dir: Annotated[Path | None, typer.Argument(metavar="RUNS_DIR", help="The folder that holds the runs.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE", help="A YAML settings file (for its runs_dir).")] = None,
     json_mode: Annotated[bool, typer.Option("--json", help="Print the runs as one JSON document.")] = False,
 ) -> None:
     """Every run with its status (running, done, stopped, failed), prompt, best score, cost and date; newest first."""
     from beamsearch import display
     from beamsearch.runs import list_runs as find_runs
 
-    runs = find_runs(runs_dir if runs_dir is not None else _resolve(config, {}).runs_dir)
+    folder = runs_dir if runs_dir is not None else _resolve(config, {}).runs_dir
+    runs = find_runs(folder)
     if json_mode:
         _print_json([run.to_dict() for run in runs])
     elif not runs:
-        typer.echo("No runs yet.")
+        typer.echo(f"No runs yet in {line(folder)}; start one with: beamsearch run --prompt \"your idea\"")
     else:
         console().print(display.runs_table(runs))
 
 
-@app.command("report")
+@app.command("report", epilog=_example("beamsearch report runs/20261121-143002-a-lighthouse-in-a-storm"))
 @guarded
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="The run folder.")],
+    run_dir: RunDirArgument,
 ) -> None:
     """(Re)build the run's self-contained report.html from its event log."""
     from beamsearch.report import write_report
     from beamsearch.runs import open_run, summarize
 
     store, _ = open_run(run_dir)
-    typer.echo(str(write_report(store, summarize(run_dir))))
+    typer.echo(line(write_report(store, summarize(run_dir))))
 
 
-@app.command("estimate")
+@app.command("estimate", epilog=_example("beamsearch estimate -n 9 -m 3 --iterations 4 --ranking pairwise"))
 @guarded
 def estimate(
-    prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="Your idea (not needed to estimate).")] = None,
+    prompt: Annotated[str | None, typer.Option("--prompt", "-p", metavar="TEXT", help="Your idea (not needed to estimate).")] = None,
     config: ConfigOption = None,
     n: NOption = None,
     m: MOption = None,
@@ -359,7 +364,7 @@ def estimate(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Accepted for symmetry with run; changes nothing.")] = False,
 ) -> None:
     """Calls per service, a cost range and a time lower bound for a run with these options. Calls nothing."""
-    settings = _resolve(config, _flags(**locals()))  # first, while the locals are the options
+    settings = _resolve(config, settings_flags(locals()))  # first, while the locals are the options
     from beamsearch import display
     from beamsearch.estimate import estimate as plan
 
@@ -370,25 +375,7 @@ def estimate(
         console().print(display.estimate_view(data, settings))
 
 
-@app.command("serve")
-@guarded
-def serve(
-    runs_dir: Annotated[Path | None, typer.Argument(help="The folder that holds the runs (default: runs_dir of the settings), or one run folder to open.")] = None,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on; 127.0.0.1 keeps the view on this machine.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free port).")] = 8765,
-    open_page: Annotated[bool, typer.Option("--open", help="Open the page in the default browser.")] = False,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="A YAML settings file (for its runs_dir).")] = None,
-) -> None:
-    """A live, read-only web view of your runs (images as they land, scores, rankings). Ctrl-C stops it."""
-    import asyncio
-
-    from beamsearch.errors import SettingsError
-    from beamsearch.serve import serve_forever
-
-    folder = runs_dir if runs_dir is not None else _resolve(config, {}).runs_dir
-    if runs_dir is not None and not runs_dir.is_dir():
-        raise SettingsError(f"{runs_dir} is not a folder; give the folder that holds your runs (default: runs).")
-    asyncio.run(serve_forever(Path(folder), host, port, open_page, lambda line: typer.echo(line, err=True)))
+from beamsearch import cli_serve  # noqa: E402,F401 - registers `serve` on the app
 
 
 def main() -> None:

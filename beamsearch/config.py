@@ -24,10 +24,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from beamsearch.choices import AlignmentMethod, ProviderName, RankingMethod
 from beamsearch.roles import ROLES
 
 ENV_PREFIX = "BEAMSEARCH_"
-ProviderName = Literal["sim", "openai"]
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SECRET_ERROR = "api_key_env"  # the kind of error whose input must never be shown: it may be a real key
 
@@ -201,9 +201,9 @@ class Settings(Strict):
     patience: int | None = Field(None, ge=1)
     min_improvement: float = Field(0.5, ge=0)
     min_survivors: int = Field(1, ge=1)
-    alignment: Literal["rating", "checklist"] = Field("rating", description="rating: one 0-100 score from the "
+    alignment: AlignmentMethod = Field("rating", description="rating: one 0-100 score from the "
                                                       "judge; checklist: weighted yes/no questions made from the idea")
-    ranking: Literal["scores", "pairwise"] = Field("scores", description="scores: by total; pairwise: finalists "
+    ranking: RankingMethod = Field("scores", description="scores: by total; pairwise: finalists "
                                                    "compared two at a time in both orders")
     judge_samples: int = Field(1, ge=1, le=20, description="independent answers per judge and image, averaged")
     pairwise: PairwiseSettings = PairwiseSettings()

@@ -109,7 +109,7 @@ class Engine:
         lane, k = f"c{c.index:0{self.width}d}", c.iteration
 
         async def combine(attempt: int) -> str:
-            self._stage(c, "combine")
+            self._stage(c, "combine", what=c.what, how=c.how)
             return await self.steps.combine(k, lane, c.what, c.how, attempt=attempt)
 
         prompt = await self.ledger.settle(turn, ask, combine, changed)

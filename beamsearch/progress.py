@@ -27,13 +27,15 @@ class IterationStarted(Event):
 
 
 class StageChanged(Event):
-    """A lane entered a stage; `done` carries the scores, `failed` the error."""
+    """A lane entered a stage; `combine` carries its WHAT and HOW, `done` the scores, `failed` the error."""
 
     type: Literal["stage"] = "stage"
     id: str
     parent: str | None = None
     iteration: int
     stage: str
+    what: str | None = None
+    how: str | None = None
     total: float | None = None
     alignment: float | None = None
     aesthetic: float | None = None

@@ -8,6 +8,7 @@ wrong while someone else is still writing it).
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -75,7 +76,7 @@ def summarize(path: Path) -> dict[str, Any]:
     summary = build_summary(document, view)
     summary["status"], summary["reason"] = status_of(store.path, view)
     summary["run_dir"] = str(store.path)
-    summary["created"] = document.get("created")
+    summary["created"] = created_at(store.path, document)
     summary["version"] = document.get("version")
     return summary
 
@@ -89,7 +90,7 @@ class RunInfo:
     best_score: float | None
     best_id: str | None
     cost_usd: float
-    created: str
+    created: float | None  # Unix seconds
     iterations_done: int
     problem: str | None = None  # why an 'unreadable' run could not be read
 
@@ -97,22 +98,22 @@ class RunInfo:
         return asdict(self)
 
 
-def _created(path: Path, document: dict[str, Any]) -> str:
+def created_at(path: Path, document: dict[str, Any]) -> float | None:
+    """When a run was made, in Unix seconds like every time in `--json` (the `ts` of events): run.yaml's
+    `created`, else (a hand-made or damaged file) the time run.yaml was last written."""
     created = document.get("created")
-    if created:
-        try:
-            return datetime.strptime(str(created), "%Y-%m-%dT%H:%M:%S%z").isoformat()
-        except ValueError:
-            return str(created)
-    return datetime.fromtimestamp(os.path.getmtime(path / RUN_FILE)).astimezone().isoformat(timespec="seconds")
+    try:
+        return datetime.strptime(str(created), "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except ValueError:
+        pass
+    try:
+        return round(os.path.getmtime(Path(path) / RUN_FILE), 3)
+    except OSError:
+        return None
 
 
 def _sort_key(info: RunInfo) -> tuple[float, str]:
-    try:
-        stamp = datetime.fromisoformat(info.created).timestamp()
-    except ValueError:
-        stamp = 0.0
-    return (stamp, info.name)
+    return (info.created or 0.0, info.name)
 
 
 def list_runs(runs_dir: Path) -> list[RunInfo]:
@@ -120,11 +121,16 @@ def list_runs(runs_dir: Path) -> list[RunInfo]:
     a run whose files cannot be read is listed with status 'unreadable' rather than hiding it."""
     runs_dir = Path(runs_dir)
     try:
-        is_folder = runs_dir.is_dir()
+        if not runs_dir.exists() and not runs_dir.is_symlink():
+            return []  # no run was made here yet
+        is_folder, is_run = runs_dir.is_dir(), (runs_dir / RUN_FILE).is_file()
     except OSError as exc:
         raise RunFolderError(f"The runs folder {shown(runs_dir)} cannot be read: {reason(exc)}.") from None
     if not is_folder:
         raise RunFolderError(f"{shown(runs_dir)} is not a folder; give the folder that holds your runs (default: runs).")
+    if is_run:
+        raise RunFolderError(f"{shown(runs_dir)} is a run folder, not a folder of runs; see it with: "
+                             f"beamsearch show {shlex.quote(str(runs_dir))}")
     infos = []
     try:
         entries = list(runs_dir.iterdir())
@@ -154,7 +160,7 @@ def _run_info(path: Path) -> RunInfo | None:
         return RunInfo(
             path=str(path), name=path.name, status=status, prompt=summary.get("prompt") or "",
             best_score=best.get("total"), best_id=best.get("id"), cost_usd=summary.get("cost_usd", 0.0),
-            created=_created(path, document), iterations_done=len(summary.get("iterations", [])),
+            created=created_at(path, document), iterations_done=len(summary.get("iterations", [])),
         )
     except RunFolderError as exc:  # named inside the folder: the list already shows the folder's name
         return _unreadable(path, exc.message.replace(f"{path}{os.sep}", ""))
@@ -166,9 +172,9 @@ def _run_info(path: Path) -> RunInfo | None:
 
 def _unreadable(path: Path, problem: str) -> RunInfo:
     try:
-        created = datetime.fromtimestamp(os.path.getmtime(path)).astimezone().isoformat(timespec="seconds")
+        created: float | None = round(os.path.getmtime(path), 3)
     except OSError:
-        created = ""
+        created = None
     return RunInfo(str(path), path.name, "unreadable", f"(unreadable: {problem.rstrip('.')})", None, None, 0.0, created, 0,
                    problem=problem)
 

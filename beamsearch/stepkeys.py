@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -26,3 +27,28 @@ def inputs_of(task: str, *parts: Any) -> str:
     that editing a prompt file does not make a resume pay again) and the digests of its images."""
     text = json.dumps([task, *parts], sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class KeyParts:
+    """What a step key names, for readers that follow a run (the live view maps a retry to its lane)."""
+
+    iteration: int | None  # None for run-wide steps (`run/checklist`)
+    task: str  # without a round or sample suffix: `image.r1` -> `image`
+    lane: str | None = None  # `c07`: one candidate of the iteration
+    parent: str | None = None  # `p-i0c02`: the critique every child of that parent waits on
+    pair: tuple[str, str] | None = None  # `pair-i1c00-i0c02`: a pairwise comparison at the ranking
+
+
+def parts_of(key: str) -> KeyParts:
+    """`i2/c07/image.r1` -> iteration 2, lane c07, task image; anything unexpected gives what it can."""
+    head, _, rest = key.partition("/")
+    subject, _, task = rest.rpartition("/")
+    iteration = int(head[1:]) if head[:1] == "i" and head[1:].isdigit() else None
+    task = task.split(".", 1)[0]
+    if subject.startswith("p-"):
+        return KeyParts(iteration, task, parent=subject[2:])
+    if subject.startswith("pair-") and subject.count("-") == 2:
+        first, second = subject[5:].split("-")
+        return KeyParts(iteration, task, pair=(first, second))
+    return KeyParts(iteration, task, lane=subject if subject[:1] == "c" and subject[1:].isdigit() else None)

@@ -8,6 +8,7 @@ else's run skip it (`eventlog`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -236,6 +237,9 @@ class RunStore:
             owner = handle.read().strip() or "another process"
             handle.close()
             raise RunFolderError(f"{self.path} is in use by {owner}; wait for it to finish or stop it first.") from None
+        if not self._is_lock_file(handle):  # its holder removed it as we opened it: take the one there now
+            handle.close()
+            return self.lock(check_writable)
         handle.seek(0)
         handle.truncate()
         handle.write(f"process {os.getpid()}")
@@ -264,7 +268,20 @@ class RunStore:
             inside = "" if not name or ".write-check." in name or Path(name) == self.path else f" ({Path(name).name})"
             raise RunFolderError(f"Cannot write to the run folder {shown(self.path)}{inside}: {reason(exc)}.") from None
 
+    def _is_lock_file(self, handle: IO[str]) -> bool:
+        """Whether `handle` is still the file at `.lock` (the one a next writer would open and lock)."""
+        try:
+            here, held = os.stat(self.path / LOCK_FILE, follow_symlinks=False), os.fstat(handle.fileno())
+        except OSError:
+            return False
+        return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
+
     def unlock(self) -> None:
+        """Release the run, and remove its `.lock` while still holding it (only if it is ours): a process
+        that opened the old file meanwhile sees in `lock` that it is no longer the lock file."""
         if self._lock_handle is not None:
+            if self._is_lock_file(self._lock_handle):
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path / LOCK_FILE)
             self._lock_handle.close()
             self._lock_handle = None

@@ -7,6 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from beamsearch.events import PairwiseRecord
 from beamsearch.roles import ROLES
 from beamsearch.store import RunStore
 from beamsearch.view import RunView, fold
@@ -29,7 +30,31 @@ def _iterations(view: RunView, candidates: dict[str, dict[str, Any]]) -> list[di
             "children_best": max(totals) if totals else None,
             "children_median": statistics.median(totals) if totals else None,
         })
+        if ranking.pairwise is not None:
+            iterations[-1]["pairwise_results"] = pairwise_results(ranking.pairwise)
     return iterations
+
+
+def pairwise_results(record: PairwiseRecord) -> dict[str, dict[str, Any]]:
+    """Per finalist of a pairwise ranking, what decided its place: its Copeland points (what the order
+    follows), its wins, ties and losses judged in both orders, and the wins and losses implied by
+    transitivity instead of judged."""
+    results = {cid: {"copeland": record.copeland.get(cid, 0.0), "wins": 0, "ties": 0, "losses": 0,
+                     "implied_wins": 0, "implied_losses": 0} for cid in record.finalists}
+    for comparison in record.comparisons:
+        if comparison.winner in results and comparison.loser in results:
+            results[comparison.winner]["wins"] += 1
+            results[comparison.loser]["losses"] += 1
+        elif comparison.agree is False:
+            for cid in comparison.pair:
+                if cid in results:
+                    results[cid]["ties"] += 1
+    for skipped in record.skipped:
+        winner = skipped.get("implied")
+        for cid in skipped.get("pair") or []:
+            if cid in results:
+                results[cid]["implied_wins" if cid == winner else "implied_losses"] += 1
+    return results
 
 
 def build_summary(run_document: dict[str, Any], view: RunView) -> dict[str, Any]:

@@ -119,10 +119,15 @@ def test_list_tells_running_stopped_and_failed_apart(runs, tmp_path) -> None:
     assert json.loads(invoke("show", str(failed), "--json").stdout)["reason"] == "too few lanes"
 
 
-def test_list_of_an_empty_or_missing_folder(tmp_path) -> None:
-    assert invoke("list", str(tmp_path)).stdout.strip() == "No runs yet."
-    missing = invoke("list", str(tmp_path / "nope"))
-    assert missing.exit_code == 2 and "not a folder" in missing.output
+def test_list_of_an_empty_or_missing_folder_says_no_runs_yet(tmp_path) -> None:
+    for folder in (tmp_path, tmp_path / "nope"):
+        result = invoke("list", str(folder))
+        assert result.exit_code == 0 and result.stdout.startswith("No runs yet in "), result.output
+        assert "beamsearch run --prompt" in result.stdout
+        assert json.loads(invoke("list", str(folder), "--json").stdout) == []
+    (tmp_path / "file").write_text("x")
+    not_a_folder = invoke("list", str(tmp_path / "file"))
+    assert not_a_folder.exit_code == 2 and "not a folder" in not_a_folder.output
 
 
 def test_report_command_rebuilds_report_html(runs) -> None:

@@ -72,15 +72,17 @@ def test_missing_and_unreadable_files(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(("args", "expected"), [
-    (["-n", "3", "-m", "5"], "'m' (5) cannot be larger than 'n' (3)"),
-    (["-n", "0"], "'n' must be at least 1"),
-    (["--alpha", "-0.1"], "'alpha' must be between 0 and 1"),
-    (["--iterations", "0"], "'iterations' must be at least 1"),
+    (["-n", "3", "-m", "5"], "Error: -m (5) cannot be larger than -n (3)"),
+    (["-n", "0"], "Error: -n must be at least 1"),
+    (["--alpha", "-0.1"], "Error: --alpha must be between 0 and 1"),
+    (["--iterations", "0"], "Error: --iterations must be at least 1"),
+    (["--max-cost", "-1"], "Error: --max-cost should be greater than 0 (got -1.0)."),
 ])
-def test_cli_bad_flags_exit_2_without_traceback(tmp_path, args, expected) -> None:
+def test_cli_bad_flags_exit_2_without_traceback_naming_the_flag(tmp_path, args, expected) -> None:
     result = CliRunner().invoke(app, ["run", "--provider", "sim", "--prompt", "x", "--runs-dir", str(tmp_path), *args])
     assert result.exit_code == 2
     assert expected in result.output and "Traceback" not in result.output
+    assert "Setting '" not in result.output and "max_cost_usd" not in result.output
     assert not any(tmp_path.iterdir()), "no run folder is made for bad settings"
 
 

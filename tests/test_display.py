@@ -58,7 +58,7 @@ def test_live_view_has_a_header_and_a_row_per_lane_for_small_n(tmp_path) -> None
         live(event)
     shown = text_of(live.render())
     best = result.summary["best"]
-    assert "iteration 1/1" in shown and "refining WHAT" in shown
+    assert "iteration 2 of 2 (i1)" in shown and "refining WHAT" in shown
     assert f"best so far {best['total']:.1f} ({best['id']})" in shown and "of $5.00" in shown and "retries 0" in shown
     for j in range(4):
         assert f"i1c{j:02d}" in shown
@@ -91,7 +91,7 @@ def test_header_mentions_iteration_dimension_spend_best_and_retries() -> None:
                   "alignment": 80, "aesthetic": 5.0}):
         tracker.update(from_data(data))
     line = header(tracker).plain
-    assert "iteration 2/3" in line and "refining HOW" in line and "$0.2500" in line
+    assert "iteration 3 of 4 (i2)" in line and "refining HOW" in line and "$0.2500" in line
     assert "best so far 71.5 (i2c01)" in line and "retries 1" in line
 
 

@@ -19,8 +19,8 @@ from fake_openai_server import FakeConfig, FakeOpenAI  # noqa: E402
 
 from beamsearch import app, costs  # noqa: E402
 from beamsearch.config import ImageRoleSettings, RoleSettings, VisionRoleSettings  # noqa: E402
-from beamsearch.precedence import resolve  # noqa: E402
 from beamsearch.errors import RetryableError  # noqa: E402
+from beamsearch.precedence import resolve  # noqa: E402
 from beamsearch.providers.base import ImageRequest, TextRequest, VisionRequest  # noqa: E402
 from beamsearch.providers.openai import build_role  # noqa: E402
 from beamsearch.ratelimit import RateAdvice  # noqa: E402

@@ -49,8 +49,9 @@ def test_every_run_ends_with_a_report_whose_images_all_resolve(run_dir) -> None:
     page = (run_dir / "report.html").read_text(encoding="utf-8")
     sources = [attrs["src"] for tag, attrs in parse(page).tags if tag == "img"]
     summary = json.loads((run_dir / "summary.json").read_text())
-    # one card per candidate in the grids, plus the family tree and the hero image
-    assert len(sources) == len(summary["candidates"]) + len(summary["lineage"]) + 1
+    # one card per member of each ranking pool (kept parents again), plus the family tree and the hero image
+    pools = sum(len(it["pool"]) for it in summary["iterations"])
+    assert len(sources) == pools + len(summary["lineage"]) + 1
     for src in sources:
         target = (run_dir / src).resolve()
         assert target.is_file(), src
@@ -88,7 +89,8 @@ def test_grids_mark_survivors_and_give_details_on_demand(run_dir) -> None:
                 assert "survivor" in cards[survivor]
     assert "best" in cards[summary["best"]["id"]]
     page = (run_dir / "report.html").read_text(encoding="utf-8")
-    assert page.count("<details>") == len(summary["candidates"]) + len(summary["lineage"])
+    pools = sum(len(it["pool"]) for it in summary["iterations"])
+    assert page.count("<details>") == pools + len(summary["lineage"])
     critiqued = next(c for c in summary["candidates"] if c["iteration"] == 1)
     for label in ("WHAT", "HOW", "Combined prompt", "Critique of the parent", "Alignment notes", "Aesthetic notes"):
         assert f"<b>{label}</b>" in page
