@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     print(quality_stats.render(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1, default=str))
+        args.json.write_text(json.dumps(result, default=str, separators=(",", ":")) + "\n")
 
 
 if __name__ == "__main__":
