@@ -69,9 +69,9 @@ class SimSettings(Strict):
     weak_false_rate: float = Field(0.2, ge=0, le=1, description="chance the judge calls a sound aspect weak")
     judge_persistence: float = Field(0.7, ge=0, le=1, description="share of the judge's misperceptions that belong "
                                      "to the picture (an ambiguous blob is misread on every look) rather than to "
-                                     "one call, so judging again does not undo them; 0.7 makes about 18% of "
-                                     "pairwise verdicts flip when the two images swap places (the share issue 12 "
-                                     "cites for vision judges) in the quality benchmark's pools")
+                                     "one call, so judging again does not undo them; chosen so that pairwise "
+                                     "verdicts flip when the two images swap places about as often as issue 12 "
+                                     "cites for vision judges (about 18%; 20% in the quality benchmark's pools)")
     colour_shade: float = Field(30.0, ge=0, le=60, description="the painter's largest shade error per channel "
                                 "(0-255): an image model never paints the exact colour a word names")
     colour_miss_rate: float = Field(0.15, ge=0, le=1, description="chance the painter gives a thing another colour "
