@@ -9,16 +9,12 @@ from __future__ import annotations
 import functools
 import math
 import re
-import typing
 import urllib.parse
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -26,6 +22,8 @@ from pydantic_core import PydanticCustomError
 
 from beamsearch.choices import AlignmentMethod, ProviderName, RankingMethod
 from beamsearch.roles import ROLES
+from beamsearch.sim_settings import SimSettings
+from beamsearch.strict import Strict
 
 ENV_PREFIX = "BEAMSEARCH_"
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -42,25 +40,6 @@ def looks_like_key(value: str) -> bool:
     if len(value) >= 20 and entropy >= 4.3:
         return True
     return len(value) >= 24 and "_" not in value and any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
-
-
-def _annotation_types(annotation: Any) -> set[Any]:
-    args = typing.get_args(annotation)
-    return {t for a in args for t in _annotation_types(a)} if args else {annotation}
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        """pydantic reads `n: true` as 1; a yes/no where a number belongs is a mistake worth naming."""
-        if isinstance(value, bool) and info.field_name is not None:
-            types = _annotation_types(cls.model_fields[info.field_name].annotation)
-            if bool not in types and types & {int, float}:
-                raise PydanticCustomError("bool_for_number", "must be a number, not true or false")
-        return value
 
 
 class RoleSettings(Strict):
@@ -148,35 +127,6 @@ class RetrySettings(Strict):
     backoff_initial: float = Field(1.0, ge=0)
     backoff_max: float = Field(60.0, ge=0)
     max_rephrases: int = Field(2, ge=0, le=10)
-
-
-class Latency(Strict):
-    mean: float = Field(0.0, ge=0)
-    jitter: float = Field(0.0, ge=0, le=1, description="fraction of the mean, drawn uniformly +-")
-
-
-class SimLatency(Strict):
-    text: Latency = Latency(mean=0.05, jitter=0.5)
-    image: Latency = Latency(mean=0.2, jitter=0.5)
-    vision: Latency = Latency(mean=0.08, jitter=0.5)
-
-
-class SimSettings(Strict):
-    """The offline simulator: how slow, how big its images, how noisy its judge."""
-
-    latency: SimLatency = SimLatency()
-    image_size: int = Field(256, ge=32, le=4096)
-    alignment_noise: float = Field(6.0, ge=0, description="std. dev. of the judge's alignment error, 0-100")
-    rating_saturation: float = Field(0.4, ge=0, lt=1, description="share of the gap to 100 that a 0-100 alignment "
-                                     "rating closes (ratings saturate high); 0 = an unbiased rating")
-    aesthetic_noise: float = Field(0.6, ge=0, description="std. dev. of the judge's aesthetic error, 0-10")
-    failure_rate: float = Field(0.0, ge=0, le=1, description="share of calls that fail transiently")
-    policy_words: list[str] = Field(default_factory=lambda: ["gore"], description="words the sim refuses")
-    checklist_noise: float = Field(0.02, ge=0, le=0.5, description="chance the judge gets one checklist answer wrong; "
-                                   "0.02 gives about the same root-mean-square alignment error as alignment_noise 6")
-    pairwise_noise: float = Field(4.5, ge=0, description="std. dev. of the judge's error on each image's overall "
-                                  "quality (0-100) when comparing two; about what the two rating errors add up to")
-    pairwise_bias: float = Field(3.0, description="points the judge adds to whichever image it is shown first")
 
 
 class PairwiseSettings(Strict):

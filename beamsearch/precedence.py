@@ -17,8 +17,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from beamsearch.config import ENV_PREFIX, SECRET_ERROR, Settings, _annotation_types, deep_merge
+from beamsearch.config import ENV_PREFIX, SECRET_ERROR, Settings, deep_merge
 from beamsearch.errors import SettingsError
+from beamsearch.strict import _annotation_types
 
 # --- loading --------------------------------------------------------------------------------------
 
@@ -195,6 +196,8 @@ PAST_KEYS = (
     "alignment", "ranking", "judge_samples", "pairwise.finalists", "pairwise.max_pairs",
     "sim.checklist_noise", "sim.rating_saturation", "sim.pairwise_noise", "sim.pairwise_bias",
     "refine", "variants", "rejudge",
+    "sim.judge_miss_rate", "sim.judge_hallucination_rate", "sim.weak_miss_rate", "sim.weak_false_rate",
+    "sim.judge_persistence", "sim.colour_shade", "sim.colour_miss_rate", "sim.object_drop_rate", "sim.llm",
 )
 # What a past-shaping setting that a run's recorded settings do not name was when that run was made:
 # runs from before the setting existed resume as they were shaped, not under the new default.

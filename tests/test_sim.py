@@ -11,6 +11,7 @@ from beamsearch.precedence import resolve
 from beamsearch.providers import sim_world as world
 from beamsearch.providers.base import ImageRequest, TextRequest, VisionRequest
 from beamsearch.providers.sim import Simulator
+from beamsearch.providers.sim_measure import measure
 
 IDEA = "a red lighthouse and a yellow sun by the sea at night"
 
@@ -49,7 +50,7 @@ def test_judge_measures_pixels_not_words() -> None:
     right = world.render("A red lighthouse and a yellow sun by the sea at night.", 256, 0)
     wrong_colour = world.render("A blue lighthouse and a yellow sun by the sea at night.", 256, 0)
     monochrome = world.render("A red lighthouse and a yellow sun by the sea at night. Style: monochrome", 256, 0)
-    good, bad, grey = (world.measure(img, IDEA) for img in (right, wrong_colour, monochrome))
+    good, bad, grey = (measure(img, IDEA) for img in (right, wrong_colour, monochrome))
     assert good.alignment == 100 and not good.missing
     assert bad.alignment < good.alignment and "red lighthouse" in bad.missing
     assert grey.alignment < good.alignment and "colour" in grey.weak
@@ -61,7 +62,7 @@ def test_judge_measures_pixels_not_words() -> None:
     draw.rectangle([0, 190, 256, 256], fill=(25, 70, 140))
     draw.rectangle([60, 60, 80, 110], fill=(215, 40, 40))
     draw.ellipse([150, 60, 200, 110], fill=(245, 215, 50))
-    assert world.measure(canvas, IDEA).alignment == 100
+    assert measure(canvas, IDEA).alignment == 100
 
 
 async def scores_of(sim: Simulator, path, count: int = 20) -> tuple[list[float], float]:
@@ -98,8 +99,8 @@ async def test_critique_names_what_is_missing_and_refine_acts_on_it() -> None:
         refined = (await sim.complete(text("refine", f"i1/c{j:02d}/refine_what", dimension="what", what=what, how="",
                                           suggestions=critique["suggestions"]))).text
         image = world.render(refined, 256, 0)
-        improved.append(world.measure(image, IDEA).alignment)
-    before = world.measure(world.render(what, 256, 0), IDEA).alignment
+        improved.append(measure(image, IDEA).alignment)
+    before = measure(world.render(what, 256, 0), IDEA).alignment
     assert sum(improved) / len(improved) > before + 20
 
 

@@ -83,7 +83,8 @@ async def shown_events(page: Any) -> dict[str, Any]:
 
 
 async def test_the_run_page_shows_images_arriving_and_the_iteration_advancing_without_a_reload(tmp_path: Path) -> None:
-    settings = sim_settings(tmp_path, n=4, m=2, iterations=3, **LATENCIES)
+    # every lane rendered (no repeat skipped), so that each iteration shows four images
+    settings = sim_settings(tmp_path, n=4, m=2, iterations=3, variants=None, **LATENCIES)
     bus = LiveBus()
     async with serving(settings.runs_dir, port=0, live_bus=bus) as server, browser_page(tmp_path / "profile") as page:
         run, folder = await start(settings, bus)

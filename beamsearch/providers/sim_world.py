@@ -1,10 +1,12 @@
-"""The simulator's little world: which words draw what, how a prompt becomes pixels, and how pixels
-are measured against an idea.
+"""The simulator's little world: how things look, and how a prompt becomes pixels.
 
-Rendering and measuring are deliberately separate. `render` reads a prompt and paints shapes; `measure`
-never sees that prompt: it looks at the pixels and checks them against the requirements parsed from the
-user's idea. So a candidate only scores well if its picture really shows what was asked, and style words
-(monochrome, low contrast, ...) can spoil alignment as they would for a real image.
+The painter reads a prompt through the simulator's English (`sim_language`) and paints a shape per
+thing: a thing it has a drawing for (a lighthouse is a tall white tower) in its own form, and any other
+noun as a glyph whose shape and colour follow from the word, so every idea can be painted and judged.
+Like a real image model it is not exact: a named colour comes out as a shade of it (a deterministic
+shade per prompt), now and then as another colour of the prompt (attribute leakage), and now and then a
+thing is left out; the rates are the simulator's settings (`sim.colour_shade`, `sim.colour_miss_rate`,
+`sim.object_drop_rate`). How pixels are measured against an idea is `sim_measure`'s business.
 """
 
 from __future__ import annotations
@@ -12,30 +14,22 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-import re
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageChops, ImageDraw, ImageEnhance, ImageFilter
 
+from beamsearch.providers import sim_language as lang
+
 RGB = tuple[int, int, int]
 
 COLORS: dict[str, RGB] = {
-    "red": (215, 40, 40),
-    "orange": (240, 140, 30),
-    "yellow": (245, 215, 50),
-    "green": (50, 165, 70),
-    "blue": (40, 90, 220),
-    "purple": (140, 60, 190),
-    "pink": (240, 125, 185),
-    "white": (246, 246, 246),
-    "black": (18, 18, 18),
-    "brown": (125, 75, 35),
-    "teal": (25, 160, 160),
+    "red": (215, 40, 40), "orange": (240, 140, 30), "yellow": (245, 215, 50), "green": (50, 165, 70),
+    "blue": (40, 90, 220), "purple": (140, 60, 190), "pink": (240, 125, 185), "white": (246, 246, 246),
+    "black": (18, 18, 18), "brown": (125, 75, 35), "teal": (25, 160, 160), "gray": (128, 128, 128),
 }
-COLOR_ALIASES = {"grey": "gray", "golden": "yellow", "gold": "yellow", "crimson": "red", "scarlet": "red", "violet": "purple"}
-COLORS["gray"] = (128, 128, 128)
+assert set(COLORS) == set(lang.COLOUR_NAMES)
 
-# object -> (shape, canonical colour)
+# thing -> (shape, its own colour): the things the painter has a drawing for
 OBJECTS: dict[str, tuple[str, str]] = {
     "sun": ("circle", "yellow"), "moon": ("circle", "white"), "ball": ("circle", "red"),
     "apple": ("circle", "red"), "planet": ("circle", "teal"), "orb": ("circle", "purple"),
@@ -49,18 +43,16 @@ OBJECTS: dict[str, tuple[str, str]] = {
     "boat": ("bar", "brown"), "car": ("bar", "red"), "train": ("bar", "black"), "bridge": ("bar", "gray"),
     "whale": ("bar", "blue"), "cat": ("bar", "black"), "dog": ("bar", "brown"), "bench": ("bar", "brown"),
 }
-PLURALS = {name + "s": name for name in OBJECTS} | {"boxes": "box", "benches": "bench"}
 
-# scene word -> (kind, colour): "sky" colours the background, "ground" a band at the bottom
+# setting -> (kind, colour): "sky" colours the background, "ground" a band at the bottom
 SCENES: dict[str, tuple[str, RGB]] = {
-    "night": ("sky", (14, 20, 52)), "storm": ("sky", (58, 62, 74)), "stormy": ("sky", (58, 62, 74)),
-    "sunset": ("sky", (235, 135, 85)), "dawn": ("sky", (235, 175, 150)), "day": ("sky", (140, 195, 240)),
-    "snow": ("sky", (232, 238, 244)), "space": ("sky", (6, 6, 14)), "fog": ("sky", (180, 182, 186)),
-    "sea": ("ground", (25, 70, 140)), "ocean": ("ground", (25, 70, 140)), "lake": ("ground", (40, 100, 150)),
-    "field": ("ground", (80, 140, 50)), "meadow": ("ground", (80, 140, 50)), "grass": ("ground", (80, 140, 50)),
+    "night": ("sky", (14, 20, 52)), "storm": ("sky", (58, 62, 74)), "sunset": ("sky", (235, 135, 85)),
+    "dawn": ("sky", (235, 175, 150)), "day": ("sky", (140, 195, 240)), "snow": ("sky", (232, 238, 244)),
+    "space": ("sky", (6, 6, 14)), "fog": ("sky", (180, 182, 186)),
+    "sea": ("ground", (25, 70, 140)), "lake": ("ground", (40, 100, 150)), "field": ("ground", (80, 140, 50)),
     "desert": ("ground", (215, 185, 120)), "beach": ("ground", (225, 200, 140)), "road": ("ground", (70, 70, 72)),
 }
-SCENE_CANONICAL = {"stormy": "storm", "ocean": "sea", "meadow": "field", "grass": "field"}
+assert set(SCENES) == set(lang.SCENE_WORDS.values())
 DEFAULT_SKY: RGB = (118, 124, 134)
 
 STYLE_TERMS: dict[str, str] = {
@@ -76,22 +68,9 @@ STYLE_TERMS: dict[str, str] = {
     "soft light": "soften", "watercolor": "soften", "oil painting": "texture", "grainy film": "texture",
     "pixel art": "pixelate", "vignette": "vignette", "photorealistic": "sharpen", "crisp detail": "sharpen",
 }
-GOOD_STYLE_FIXES = {
-    "contrast": ["high contrast", "dramatic lighting", "chiaroscuro"],
-    "colour": ["vibrant palette", "vivid colours", "saturated colours"],
-    "balance": ["centered composition", "rule of thirds", "symmetrical composition"],
-    "focus": ["vignette", "crisp detail"],
-}
-STYLE_CONFLICTS = {
-    "contrast": {"contrast_down"}, "colour": {"grayscale", "desaturate"}, "balance": {"scattered"}, "focus": set(),
-}
-STOPWORDS = set(
-    "a an the and or of in on at with by for to from under over into onto near beside behind above below "
-    "its it is are be this that these those very some many one two three four five six seven eight nine ten "
-    "scene image picture photo style showing shows shown set against while where which who has have having "
-    "made like as during through across around beneath lit painted rendered drawn there their them his her "
-    "small large big tiny huge little single lone".split()
-)
+assert set(STYLE_TERMS) == set(lang.STYLE_VOCABULARY)
+assert all(w in lang.STYLE_WORDS or lang.colour_of(w) or w in lang.STOPWORDS
+           for term in STYLE_TERMS for w in lang.words_of(term))
 
 SHAPES = {  # shape -> (fill ratio of its bounding box, width / height)
     "circle": (math.pi / 4, 1.0), "square": (1.0, 1.0), "triangle": (0.5, 1.0), "tower": (1.0, 0.4), "bar": (1.0, 2.5),
@@ -104,25 +83,36 @@ def stable_rng(*parts: object) -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
-def pseudo_object(word: str) -> tuple[str, str]:
-    """A made-up word still draws something: its shape and colour follow from its letters."""
-    rng = stable_rng("pseudo", word)
+def glyph(word: str) -> tuple[str, str]:
+    """How a thing the painter has no drawing for looks: a shape and a colour that follow from the word
+    alone (the same in every run), so the judge can look for it as for any other thing."""
+    rng = stable_rng("glyph", word)
     return rng.choice(sorted(SHAPES)), rng.choice(sorted(COLORS))
+
+
+def look_of(noun: str) -> tuple[str, str]:
+    """A thing's shape and own colour: its drawing, or its glyph."""
+    return OBJECTS.get(noun) or glyph(noun)
 
 
 @dataclass(frozen=True)
 class Entity:
+    """A thing in a text: its name, its shape, its colour (the one said, or its own), and the colour word
+    as the text said it (None when the text gave no colour)."""
+
     name: str
     shape: str
     color: str
+    said: str | None = None
 
     def phrase(self) -> str:
-        return f"{self.color} {self.name}"
+        """The thing as the text names it: 'golden kite', or 'kite' when no colour was said."""
+        return f"{self.said} {self.name}" if self.said else self.name
 
 
 @dataclass
 class Parsed:
-    """What a text asks for: objects with their colours, scene words, style effects."""
+    """What a text asks for: things with their colours, settings, style effects."""
 
     entities: list[Entity] = field(default_factory=list)
     scenes: list[str] = field(default_factory=list)
@@ -130,63 +120,53 @@ class Parsed:
     style_terms: list[str] = field(default_factory=list)
 
 
-_WORD = re.compile(r"[a-z][a-z'-]*")
-
-
 def words_of(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+    return lang.words_of(text)
 
 
-def color_word(word: str) -> str | None:
-    word = COLOR_ALIASES.get(word, word)
-    return word if word in COLORS else None
-
-
-def parse(text: str, pseudo: bool = False) -> Parsed:
-    """Read objects (a colour word up to two words before an object names its colour), scenes and
-    style terms from text. With `pseudo`, unknown content words become objects too (for user ideas
-    that use no word of the simulator's vocabulary)."""
+def parse(text: str) -> Parsed:
+    """Read the things (every noun; a colour word before it names its colour), settings and style terms."""
     lowered = text.lower()
-    out = Parsed()
+    out = Parsed(scenes=lang.scenes(lowered))
     for term, effect in STYLE_TERMS.items():
         if term in lowered:
             out.style_terms.append(term)
             out.effects.append(effect)
-    words = words_of(lowered)
-    seen: set[str] = set()
-    style_words = {w for term in STYLE_TERMS for w in term.split()}
-    for i, word in enumerate(words):
-        base = PLURALS.get(word, word)
-        if base in SCENES:
-            canonical = SCENE_CANONICAL.get(base, base)
-            if canonical not in out.scenes:
-                out.scenes.append(canonical)
-            continue
-        if base in OBJECTS:
-            shape, color = OBJECTS[base]
-        elif pseudo and len(base) >= 4 and base not in STOPWORDS and not color_word(base) and base not in style_words:
-            shape, color = pseudo_object(base)
-        else:
-            continue
-        for back in (1, 2):
-            if i - back >= 0 and (found := color_word(words[i - back])):
-                color = found
-                break
-        if base not in seen:
-            seen.add(base)
-            out.entities.append(Entity(base, shape, color))
+    for phrase in lang.phrases(lowered):
+        shape, colour = look_of(phrase.noun)
+        said = lang.colour_of(phrase.colour_word) if phrase.colour_word else None
+        out.entities.append(Entity(phrase.noun, shape, said or colour, phrase.colour_word))
     return out
 
 
 def requirements(idea: str) -> Parsed:
-    """What the user's idea asks for, as the judge understands it."""
-    parsed = parse(idea)
-    if not parsed.entities:
-        parsed.entities = parse(idea, pseudo=True).entities[:3]
-    return parsed
+    """What the user's idea asks for, as the truth counts it: its things and its settings."""
+    return parse(idea)
 
 
 # --- rendering ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """How far the painter strays from the prompt (see the module docstring); all zero paints exactly."""
+
+    shade: float = 0.0
+    colour_miss_rate: float = 0.0
+    drop_rate: float = 0.0
+
+
+def painted_colour(entity: Entity, others: list[Entity], seed: object, prompt: str, fidelity: Fidelity) -> RGB:
+    """The colour a thing comes out in: its colour, or now and then another colour of the prompt (or any
+    other), then shaded by up to `fidelity.shade` per channel."""
+    rng = stable_rng("colour", seed, prompt, entity.name)
+    name = entity.color
+    if rng.random() < fidelity.colour_miss_rate:
+        leaked = sorted({e.color for e in others if e.color != entity.color})
+        name = rng.choice(leaked or sorted(set(COLORS) - {entity.color}))
+    shade = [rng.uniform(-fidelity.shade, fidelity.shade) for _ in range(3)]
+    r, g, b = (min(255, max(0, round(c + d))) for c, d in zip(COLORS[name], shade, strict=True))
+    return (r, g, b)
 
 
 def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, size: float, fill: RGB) -> None:
@@ -218,8 +198,10 @@ def _slots(count: int, balanced: bool, rng: random.Random) -> list[tuple[float, 
     return jitter[:count]
 
 
-def render(prompt: str, size: int, seed: object) -> Image.Image:
-    """Paint the prompt: sky, ground band, one shape per object, then the style's effects."""
+def render(prompt: str, size: int, seed: object, fidelity: Fidelity | None = None) -> Image.Image:
+    """Paint the prompt: sky, ground band, one shape per thing (some left out, colours as the painter
+    gets them), then the style's effects. Without `fidelity` it paints exactly what the prompt says."""
+    fidelity = fidelity or Fidelity()
     parsed = parse(prompt)
     rng = stable_rng("render", seed, prompt)
     sky = next((SCENES[s][1] for s in parsed.scenes if SCENES[s][0] == "sky"), DEFAULT_SKY)
@@ -228,11 +210,12 @@ def render(prompt: str, size: int, seed: object) -> Image.Image:
     ground = next((SCENES[s][1] for s in parsed.scenes if SCENES[s][0] == "ground"), None)
     if ground is not None:
         draw.rectangle([0, int(size * 0.72), size, size], fill=ground)
-    entities = parsed.entities[:11]
+    named = parsed.entities[:11]
+    entities = [e for e in named if stable_rng("drop", seed, prompt, e.name).random() >= fidelity.drop_rate]
     balanced = "balanced" in parsed.effects and "scattered" not in parsed.effects
     obj_size = size * (0.2 if len(entities) <= 4 else 0.15)
     for entity, (x, y) in zip(entities, _slots(len(entities), balanced, rng), strict=False):
-        _draw_shape(draw, entity.shape, x * size, y * size, obj_size, COLORS[entity.color])
+        _draw_shape(draw, entity.shape, x * size, y * size, obj_size, painted_colour(entity, named, seed, prompt, fidelity))
     return apply_effects(image, parsed.effects)
 
 
@@ -269,116 +252,3 @@ def apply_effects(image: Image.Image, effects: list[str]) -> Image.Image:
         mask = Image.radial_gradient("L").resize(image.size)
         image = Image.composite(Image.new("RGB", image.size, (0, 0, 0)), image, mask.point(lambda v: int(v * 0.55)))
     return image
-
-
-# --- measuring ------------------------------------------------------------------------------------
-
-MEASURE_SIDE = 96
-
-
-@dataclass
-class Measurement:
-    """The truth about one picture against one idea. Scores: alignment 0-100, aesthetic 0-10."""
-
-    alignment: float
-    aesthetic: float
-    found: list[str]
-    missing: list[str]
-    weak: list[str]
-    details: dict[str, float]
-
-
-def _colour_mask(image: Image.Image, color: RGB, tolerance: int = 62) -> Image.Image:
-    diff = ImageChops.difference(image, Image.new("RGB", image.size, color))
-    r, g, b = diff.split()
-    worst = ImageChops.lighter(ImageChops.lighter(r, g), b)
-    return worst.point(lambda v: 255 if v < tolerance else 0)
-
-
-def _shape_of(mask: Image.Image) -> tuple[str | None, float]:
-    """The shape whose fill ratio and aspect best fit the mask's bounding box, and the mask's area."""
-    box = mask.getbbox()
-    area = mask.histogram()[255] / (mask.width * mask.height)
-    if box is None or area < 0.004:
-        return None, area
-    width, height = box[2] - box[0], box[3] - box[1]
-    fill = mask.crop(box).histogram()[255] / max(1, width * height)
-    aspect = width / max(1, height)
-    best = min(SHAPES, key=lambda s: abs(SHAPES[s][0] - fill) + abs(math.log(SHAPES[s][1]) - math.log(aspect)) * 0.6)
-    return best, area
-
-
-def measure(image: Image.Image, idea: str) -> Measurement:
-    """Check the pixels against the idea: objects (colour present, right shape), scene (sky and
-    ground colours), and for aesthetics contrast, colourfulness, balance and clutter."""
-    small = image.convert("RGB").resize((MEASURE_SIDE, MEASURE_SIDE), Image.Resampling.BILINEAR)
-    wanted = requirements(idea)
-    found, missing = [], []
-    points, total = 0.0, 0.0
-    for entity in wanted.entities:
-        total += 1
-        shape, area = _shape_of(_colour_mask(small, COLORS[entity.color]))
-        if shape is None:
-            missing.append(entity.phrase())
-        elif shape != entity.shape:
-            points += 0.4
-            missing.append(f"{entity.phrase()} (a {entity.color} shape is there, but it does not read as a {entity.name})")
-        else:
-            points += 1
-            found.append(entity.phrase())
-    sky_colour = small.crop((0, 0, MEASURE_SIDE, 6)).resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
-    ground_colour = small.crop((0, MEASURE_SIDE - 8, MEASURE_SIDE, MEASURE_SIDE)).resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
-    for scene in wanted.scenes:
-        total += 0.6
-        kind, colour = SCENES[scene]
-        seen = sky_colour if kind == "sky" else ground_colour
-        distance = max(abs(a - b) for a, b in zip(seen, colour, strict=True))
-        if distance < 80:
-            points += 0.6
-            found.append(f"scene: {scene}")
-        else:
-            missing.append(f"scene: {scene}")
-    alignment = 100.0 * points / total if total else 50.0
-
-    aesthetic, weak, details = _aesthetic(small, sky_colour)
-    return Measurement(
-        alignment=round(alignment, 2),
-        aesthetic=round(aesthetic, 3),
-        found=found,
-        missing=missing,
-        weak=weak,
-        details=details,
-    )
-
-
-def _aesthetic(small: Image.Image, sky_colour: tuple[int, ...]) -> tuple[float, list[str], dict[str, float]]:
-    """Contrast, colourfulness, balance and clutter of a picture: its aesthetic 0-10 and its weak aspects."""
-    weak: list[str] = []
-    gray = small.convert("L")
-    hist = gray.histogram()
-    count = sum(hist)
-    mean = sum(i * h for i, h in enumerate(hist)) / count
-    std = math.sqrt(sum(h * (i - mean) ** 2 for i, h in enumerate(hist)) / count)
-    contrast = min(1.0, std / 70.0)
-    sat_hist = small.convert("HSV").split()[1].histogram()
-    colourful = min(1.0, (sum(i * h for i, h in enumerate(sat_hist)) / count) / 150.0)
-    background = Image.new("RGB", small.size, sky_colour)
-    mass = ImageChops.difference(small, background).convert("L").resize((16, 16), Image.Resampling.BOX)
-    values = list(mass.tobytes())
-    weight = sum(values) or 1
-    cx = sum((i % 16 + 0.5) * v for i, v in enumerate(values)) / weight / 16
-    cy = sum((i // 16 + 0.5) * v for i, v in enumerate(values)) / weight / 16
-    balance = max(0.0, 1.0 - math.hypot(cx - 0.5, 0.5 * (cy - 0.5)) / 0.25)
-    clutter = max(0, len(parse_visible(small)) - 5) * 0.08
-    aesthetic = 10.0 * max(0.0, min(1.0, 0.38 * contrast + 0.32 * colourful + 0.30 * balance - clutter))
-    for name, value, limit in (("contrast", contrast, 0.55), ("colour", colourful, 0.45), ("balance", balance, 0.6)):
-        if value < limit:
-            weak.append(name)
-    if clutter > 0:
-        weak.append("clutter")
-    return aesthetic, weak, {"contrast": round(contrast, 3), "colour": round(colourful, 3), "balance": round(balance, 3)}
-
-
-def parse_visible(image: Image.Image) -> list[str]:
-    """Which palette colours cover a visible share of the picture (a proxy for how busy it is)."""
-    return [name for name, colour in COLORS.items() if _colour_mask(image, colour, 40).histogram()[255] > image.width * image.height * 0.01]
