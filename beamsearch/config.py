@@ -109,7 +109,10 @@ class ImageRoleSettings(RoleSettings):
     timeout: float = Field(180.0, gt=0)
     size: str = "1024x1024"
     quality: str = "medium"
-    max_download_bytes: int = Field(50_000_000, gt=0)
+    max_download_bytes: int = Field(50_000_000, gt=0, description="the most bytes one image answer may hold, "
+                                    "sent as base64 or downloaded from a URL")
+    max_pixels: int = Field(16_777_216, gt=0, description="the most pixels (width x height) an image may have; "
+                            "larger ones are refused before they are decoded")
 
 
 class VisionRoleSettings(RoleSettings):

@@ -1,8 +1,11 @@
-"""Add text chunks to a PNG file without decoding or re-encoding its pixels.
+"""Add text chunks to a PNG file without decoding or re-encoding its pixels, and check a PNG's shape.
 
-A PNG is a signature followed by chunks; text chunks (iTXt, UTF-8) may sit anywhere before IEND. We
-copy every chunk byte for byte, drop old chunks with the same keywords, and insert the new ones before
-IEND, so the image data (IDAT) is untouched.
+A PNG is a signature followed by chunks, the last of which is IEND; text chunks (iTXt, UTF-8) may sit
+anywhere before IEND. We copy every chunk byte for byte, drop old chunks with the same keywords, and
+insert the new ones before IEND, so the image data (IDAT) is untouched.
+
+Answers and run folders are untrusted: a chunk that runs past the end of the data (a truncated file),
+a file without IEND, or bytes after IEND are a `PngError` (a ValueError), never a crash further on.
 """
 
 from __future__ import annotations
@@ -12,6 +15,12 @@ import zlib
 from collections.abc import Iterator
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
+OURS = b"beamsearch:"  # the keyword prefix of the chunks beamsearch writes
+TEXT_KINDS = (b"iTXt", b"tEXt", b"zTXt")
+
+
+class PngError(ValueError):
+    """The data is not a whole, well-formed PNG file."""
 
 
 def is_png(data: bytes) -> bool:
@@ -19,16 +28,31 @@ def is_png(data: bytes) -> bool:
 
 
 def _chunks(data: bytes) -> Iterator[tuple[bytes, bytes, bytes]]:
-    """Yield (type, body, raw chunk bytes)."""
+    """Yield (type, body, raw chunk bytes) up to and including IEND; a PngError if the file is cut short,
+    has no IEND or holds anything after it."""
+    if not is_png(data):
+        raise PngError("not a PNG file")
     position = len(SIGNATURE)
-    while position + 8 <= len(data):
+    while True:
+        if position + 12 > len(data):
+            raise PngError("the PNG file is cut short (it has no IEND chunk)")
         (length,) = struct.unpack(">I", data[position:position + 4])
         kind = data[position + 4:position + 8]
         end = position + 12 + length
         if end > len(data):
-            raise ValueError("truncated PNG chunk")
+            raise PngError("the PNG file is cut short (a chunk runs past its end)")
         yield kind, data[position + 8:position + 8 + length], data[position:end]
         position = end
+        if kind == b"IEND":
+            if position != len(data):
+                raise PngError(f"the PNG file has {len(data) - position} bytes after its IEND chunk")
+            return
+
+
+def check(data: bytes) -> None:
+    """Raise PngError unless `data` is a PNG whose chunks run whole from the signature to a final IEND."""
+    for _ in _chunks(data):
+        pass
 
 
 def _itxt(keyword: str, text: str) -> bytes:
@@ -38,8 +62,6 @@ def _itxt(keyword: str, text: str) -> bytes:
 
 def with_text(data: bytes, entries: dict[str, str]) -> bytes:
     """Return the PNG `data` with `entries` stored as iTXt chunks, replacing same-named ones."""
-    if not is_png(data):
-        raise ValueError("not a PNG file")
     keys = {k.encode("latin-1", "replace")[:79] for k in entries}
     out = [SIGNATURE]
     for kind, body, raw in _chunks(data):
@@ -48,6 +70,14 @@ def with_text(data: bytes, entries: dict[str, str]) -> bytes:
         if kind == b"IEND":
             out.extend(_itxt(k, v) for k, v in entries.items())
         out.append(raw)
+    return b"".join(out)
+
+
+def without_ours(data: bytes) -> bytes:
+    """The PNG without the text chunks beamsearch writes (`beamsearch:*`): the bytes the image service
+    sent, so a file in a run folder can be checked against the digest recorded when it arrived."""
+    out = [SIGNATURE]
+    out.extend(raw for kind, body, raw in _chunks(data) if not (kind in TEXT_KINDS and body.startswith(OURS)))
     return b"".join(out)
 
 

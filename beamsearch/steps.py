@@ -80,7 +80,7 @@ class Task:
 
 class Steps(RenderSteps):
     def __init__(self, gate: Gate, providers: Providers, templates: Templates, settings: Any, store: RunStore) -> None:
-        super().__init__(gate, providers, store, settings.retries.max_rephrases)
+        super().__init__(gate, providers, store, settings.retries.max_rephrases, settings.image.max_pixels)
         self.templates = templates
         self.settings = settings
 

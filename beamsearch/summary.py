@@ -7,6 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from beamsearch.files import confined, outside_reason
 from beamsearch.roles import ROLES
 from beamsearch.store import RunStore
 from beamsearch.view import RunView, fold
@@ -118,7 +119,8 @@ def write_derived(store: RunStore) -> dict[str, Any]:
     summary = build_summary(store.read_run_file(), fold(store.read_events()))
     store.write_json("summary.json", summary)
     best = summary.get("best")
-    if best and best.get("image") and (store.path / best["image"]).is_file():
+    if best and best.get("image") and outside_reason(store.path, best["image"]) is None \
+            and confined(store.path, best["image"]).is_file():
         store.copy_file(best["image"], f"best{Path(best['image']).suffix}")
     from beamsearch.report import write_report
 
