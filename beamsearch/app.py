@@ -19,7 +19,7 @@ from typing import Any
 from beamsearch import __version__
 from beamsearch.compose import Listener, Pieces, Session, build_providers, compose
 from beamsearch.config import Settings
-from beamsearch.costs import load_prices
+from beamsearch.costs import budget_reached, load_prices
 from beamsearch.engine import Outcome
 from beamsearch.errors import BeamsearchError, BudgetExhausted, RunFolderError, SettingsError
 from beamsearch.events import RunFinished, RunStarted, Stopping, WarningEvent
@@ -168,6 +168,9 @@ async def run_session(session: Session) -> RunResult:
     finally:
         with contextlib.suppress(Exception):
             await session.providers.aclose()
+    if isinstance(error, BudgetExhausted) and getattr(error, "limit", None) is not None:
+        error = budget_reached(error.limit, round(fold(session.store.read_events()).spent, 6))  # type: ignore[attr-defined]
+        reason = error.message  # the figure of the log, now that every call in flight has settled
     summary = _finish(session, status, reason)
     return RunResult(session.store, outcome, summary, status, error, session.gate, session.providers,
                      list(session.store.warnings))
@@ -193,6 +196,10 @@ async def _search(session: Session) -> tuple[Outcome | None, BeamsearchError | N
 
 
 def _finish(session: Session, status: str, reason: str) -> dict[str, Any]:
-    """Log the end of the session and rebuild the derived files from the log."""
-    session.recorder.record(RunFinished(status=status, reason=reason, cost_usd=round(session.budget.spent, 6)))
-    return write_derived(session.store)
+    """Log the end of the session with the run's one spend figure (the sum of the log's costs, which a
+    budget shared with other runs does not give), and rebuild the derived files from the log."""
+    view = fold(session.store.read_events())
+    finished = RunFinished(status=status, reason=reason, cost_usd=round(view.spent, 6))
+    session.recorder.record(finished)
+    view.apply(finished)
+    return write_derived(session.store, view)

@@ -142,6 +142,9 @@ def compose(settings: Settings, store: RunStore, past: RunView, pieces: Pieces |
     if pieces.budget is None:
         for service, cost in past.spent_by_service().items():  # every answer paid for, a redone one twice
             budget.add(service, cost)
+    for service, used in past.usage.items():  # the reserve starts from what calls of this run have cost
+        if service in ROLES:
+            budget.observe(service, billed_model(settings, service), used.highest)
     recorder = Recorder(store, Bus(pieces.listeners), past)
     policy = RetryPolicy(settings.retries.max_attempts, settings.retries.backoff_initial, settings.retries.backoff_max,
                          random.Random(settings.seed))

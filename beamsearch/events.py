@@ -112,6 +112,27 @@ class StepFailure(Event):
     inputs: str | None = None
 
 
+class AttemptFailed(Event):
+    """One attempt of a step failed and may be retried (`final` when it was the last allowed).
+
+    Logged when the failed attempt was paid for (an answer arrived that was not usable): then `usage` and
+    `cost` say what it consumed, and the fold counts it in the run's spend. An attempt that got no answer
+    (a 429, a timeout) is only announced to listeners."""
+
+    type: Literal["attempt_failed"] = "attempt_failed"
+    key: str
+    service: str
+    attempt: int
+    error: str
+    final: bool = False
+    usage: UsageRecord | None = None
+    cost: float = 0.0
+
+    @field_serializer("usage")
+    def _usage_without_zeros(self, usage: UsageRecord | None) -> dict[str, Any] | None:
+        return None if usage is None else usage.model_dump(exclude_defaults=True) | {"model": usage.model}
+
+
 class Candidate(Event):
     """A candidate: the engine's working record of one lane, and the event logged once it is scored."""
 
@@ -218,7 +239,7 @@ class OtherEvent(Event):
 
 LOGGED_TYPES: dict[str, type[Event]] = {
     cls.model_fields["type"].default: cls
-    for cls in (RunStarted, Step, StepFailure, Candidate, LaneFailed, Ranking, RunFinished)
+    for cls in (RunStarted, Step, StepFailure, AttemptFailed, Candidate, LaneFailed, Ranking, RunFinished)
 }
 
 
@@ -229,7 +250,8 @@ def _tag(value: Any) -> str:
 
 LoggedEvent = Annotated[
     Annotated[RunStarted, Tag("run_started")] | Annotated[Step, Tag("step")]
-    | Annotated[StepFailure, Tag("step_failed")] | Annotated[Candidate, Tag("candidate")]
+    | Annotated[StepFailure, Tag("step_failed")] | Annotated[AttemptFailed, Tag("attempt_failed")]
+    | Annotated[Candidate, Tag("candidate")]
     | Annotated[LaneFailed, Tag("lane_failed")] | Annotated[Ranking, Tag("ranking")]
     | Annotated[RunFinished, Tag("run_finished")] | Annotated[OtherEvent, Tag("other")],
     Discriminator(_tag),
@@ -297,17 +319,6 @@ class StageChanged(Event):
     error: str | None = None
 
 
-class AttemptFailed(Event):
-    """One attempt of a step failed and may be retried (`final` when it was the last allowed)."""
-
-    type: Literal["attempt_failed"] = "attempt_failed"
-    key: str
-    service: str
-    attempt: int
-    error: str
-    final: bool = False
-
-
 class Ranked(Event):
     """After each ranking: the survivors and the best so far."""
 
@@ -354,7 +365,7 @@ class Result(Event):
 
 PROGRESS_TYPES: dict[str, type[Event]] = {
     cls.model_fields["type"].default: cls
-    for cls in (IterationStarted, StageChanged, AttemptFailed, Ranked, PairwiseVerdict, WarningEvent, Stopping, Result)
+    for cls in (IterationStarted, StageChanged, Ranked, PairwiseVerdict, WarningEvent, Stopping, Result)
 }
 
 

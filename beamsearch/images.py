@@ -113,12 +113,13 @@ class RenderSteps:
     """Image generation through the gate, and the files it leaves in the run folder."""
 
     def __init__(self, gate: Gate, providers: Providers, store: RunStore, max_rephrases: int,
-                 max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+                 max_pixels: int = MAX_IMAGE_PIXELS, judges: int = 2) -> None:
         self.gate = gate
         self.providers = providers
         self.store = store
         self.max_rephrases = max_rephrases
         self.max_pixels = max_pixels
+        self.judges = judges  # vision calls that judge each picture: reserved with it (see costs)
         self.digests: dict[str, str] = {}  # image path -> digest of the bytes the provider returned
 
     async def render_with(self, iteration: int, lane: str, candidate_id: str, prompt: str, labels: dict[str, str],
@@ -165,7 +166,10 @@ class RenderSteps:
         def still_valid(result: dict[str, Any]) -> bool:
             return "rejected" in result or still_there(self.store.path, result, self.max_pixels)
 
-        result = await self.gate.call(key, "image", attempt, still_valid=still_valid, inputs=inputs_of("image", prompt))
+        result = await self.gate.call(key, "image", attempt, still_valid=still_valid, inputs=inputs_of("image", prompt),
+                                      judges=self.judges)
+        if "rejected" in result:
+            self.gate.forfeit(key)  # no picture to judge: its judges' reserve is free again
         if "path" in result:  # the judges' inputs name the picture by its digest, so a new picture is judged anew
             self.digests[result["path"]] = result.get("sha256", "")
         return result

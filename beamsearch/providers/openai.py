@@ -27,7 +27,7 @@ import pydantic
 from openai import AsyncOpenAI
 
 from beamsearch.costs import typical_usage
-from beamsearch.errors import InvalidAnswer, SettingsError
+from beamsearch.errors import CallError, InvalidAnswer, SettingsError, paid
 from beamsearch.providers.base import ImageRequest, ImageResult, TextRequest, TextResult, Usage, VisionRequest
 from beamsearch.providers.openai_errors import ErrorMapper, rejected_parameter
 
@@ -171,25 +171,27 @@ class OpenAIRole:
         choices = field(completion, "choices")
         if not isinstance(choices, list) or not choices:
             raise InvalidAnswer(f"the {self.role} service answered without any choice")
-        message = field(choices[0], "message")
-        text = field(message, "content")
-        if not isinstance(text, str) or not text.strip():
-            refusal = field(message, "refusal")
-            why = f"refused: {str(refusal)[:120]}" if refusal else f"finish_reason {field(choices[0], 'finish_reason')}"
-            raise InvalidAnswer(f"the {self.role} service gave an empty answer ({why})")
         usage = field(completion, "usage")
         meta: dict[str, Any] = {"adapted": learned} if learned else {}
         if usage is None:  # some compatible servers send none: bill the typical call, never a free one
             meta["usage_estimated"] = True
-            return TextResult(text=text, usage=typical_usage(self.role, self.model), meta=meta)
-        try:
-            result_usage = Usage(
-                model=self.model,
-                input_tokens=int(field(usage, "prompt_tokens") or 0),
-                output_tokens=int(field(usage, "completion_tokens") or 0),
-            )
-        except (TypeError, ValueError):
-            raise InvalidAnswer(f"the {self.role} service sent a malformed usage block") from None
+            result_usage = typical_usage(self.role, self.model)
+        else:
+            try:
+                result_usage = Usage(
+                    model=self.model,
+                    input_tokens=int(field(usage, "prompt_tokens") or 0),
+                    output_tokens=int(field(usage, "completion_tokens") or 0),
+                )
+            except (TypeError, ValueError):
+                raise InvalidAnswer(f"the {self.role} service sent a malformed usage block",
+                                    usage=typical_usage(self.role, self.model)) from None
+        message = field(choices[0], "message")
+        text = field(message, "content")
+        if not isinstance(text, str) or not text.strip():  # an answer all the same: it is paid for
+            refusal = field(message, "refusal")
+            why = f"refused: {str(refusal)[:120]}" if refusal else f"finish_reason {field(choices[0], 'finish_reason')}"
+            raise InvalidAnswer(f"the {self.role} service gave an empty answer ({why})", usage=result_usage)
         return TextResult(text=text, usage=result_usage, meta=meta)
 
     async def complete(self, request: TextRequest) -> TextResult:
@@ -220,7 +222,26 @@ class OpenAIRole:
         items = field(answer, "data")
         if not isinstance(items, list) or not items:
             raise InvalidAnswer("the image service answered without an image")
+        meta: dict[str, Any] = {"adapted": learned} if learned else {}
+        reported = field(answer, "usage")
+        if reported is None:  # no usage block: bill the typical call (per-image prices included), never $0
+            meta["usage_estimated"] = True
+        try:
+            usage = self._image_usage(reported, len(items))
+        except (TypeError, ValueError):
+            raise InvalidAnswer("the image service sent a malformed usage block",
+                                usage=self._image_usage(None, len(items))) from None
+        try:
+            data, fmt = await self._image_bytes(items[0])
+        except CallError as exc:  # the picture was made, and paid for, whatever became of its bytes
+            raise paid(exc, usage) from None
         item = items[0]
+        revised = field(item, "revised_prompt")
+        return ImageResult(data=data, format=fmt, usage=usage,
+                           revised_prompt=revised if isinstance(revised, str) and revised else None, meta=meta)
+
+    async def _image_bytes(self, item: Any) -> tuple[bytes, str]:
+        """The picture of an answer's item, from its base64 or its URL, and its format."""
         encoded, url = field(item, "b64_json"), field(item, "url")
         if isinstance(encoded, str) and encoded:
             try:
@@ -234,17 +255,7 @@ class OpenAIRole:
         fmt = image_format(data)
         if fmt not in PIL_FORMATS:
             raise InvalidAnswer("the image service sent data that is not a PNG, JPEG or WebP image")
-        meta: dict[str, Any] = {"adapted": learned} if learned else {}
-        revised = field(item, "revised_prompt")
-        reported = field(answer, "usage")
-        if reported is None:  # no usage block: bill the typical call (per-image prices included), never $0
-            meta["usage_estimated"] = True
-        try:
-            usage = self._image_usage(reported, len(items))
-        except (TypeError, ValueError):
-            raise InvalidAnswer("the image service sent a malformed usage block") from None
-        return ImageResult(data=data, format=fmt, usage=usage,
-                           revised_prompt=revised if isinstance(revised, str) and revised else None, meta=meta)
+        return data, fmt
 
     def _image_usage(self, usage: Any, count: int) -> Usage:
         """Token usage when the service reports it (gpt-image-*); else the typical image call's usage, which
