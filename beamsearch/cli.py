@@ -83,7 +83,8 @@ IterationsOption = Annotated[int | None, typer.Option("--iterations", "-i", help
 AlphaOption = Annotated[float | None, typer.Option("--alpha", help="Weight of alignment in the total score (0-1).")]
 ProviderOption = Annotated[str | None, typer.Option("--provider", help="openai or sim (offline simulator).")]
 RunsDirOption = Annotated[Path | None, typer.Option("--runs-dir", help="Where run folders are made.")]
-MaxCostOption = Annotated[float | None, typer.Option("--max-cost", help="Stop before spending more dollars than this.")]
+MaxCostOption = Annotated[str | None, typer.Option("--max-cost", help="Stop before spending more dollars than this "
+                                                   "(default $2.50 with a paid provider); none lifts the budget.")]
 SeedOption = Annotated[int | None, typer.Option("--seed", help="Seed of the run (the simulator is deterministic from it).")]
 
 # judging options, shared by `run` and `estimate`
@@ -124,7 +125,7 @@ def _listeners(settings: Any, json_mode: bool, quiet: bool) -> tuple[list[Any], 
     if sys.stdout.isatty():
         label = "provider: " + ("simulator (offline; images and scores are simulated)" if settings.provider == "sim"
                                 else "openai-compatible")
-        live = display.LiveDisplay(console(), settings.m, label, settings.iterations, settings.max_cost_usd)
+        live = display.LiveDisplay(console(), settings.m, label, settings.iterations, settings.budget_usd())
         return [*listeners, live], live
     return [*listeners, display.PlainDisplay()], None
 
@@ -205,8 +206,12 @@ def run(
     """Run a new search and write a run folder."""
     settings = _resolve(config, _flags(**locals()))  # first, while the locals are the options
     from beamsearch import app as application
+    from beamsearch.estimate import range_line
 
-    _drive(application.open_new_run(settings), json_mode, quiet)
+    opened = application.open_new_run(settings)
+    if not quiet and (line := range_line(settings)) is not None:
+        typer.echo(line, err=True)  # before the first paid call
+    _drive(opened, json_mode, quiet)
 
 
 @app.command()
@@ -214,7 +219,7 @@ def run(
 def resume(
     run_dir: Annotated[Path, typer.Argument(help="The run folder to resume.")],
     iterations: Annotated[int | None, typer.Option("--iterations", "-i", help="Extend the run to this many iterations.")] = None,
-    max_cost: Annotated[float | None, typer.Option("--max-cost", help="A new budget in dollars (the total, spent included).")] = None,
+    max_cost: Annotated[str | None, typer.Option("--max-cost", help="A new budget in dollars (the total, spent included); none lifts it.")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="A YAML file of settings that shape the future (limits, timeouts).")] = None,
     json_mode: Annotated[bool, typer.Option("--json", help="Write one JSON event per line to stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,

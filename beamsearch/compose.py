@@ -138,7 +138,7 @@ def compose(settings: Settings, store: RunStore, past: RunView, pieces: Pieces |
     prices = pieces.prices if pieces.prices is not None else load_prices(settings.prices, check=settings,
                                                                           warnings=store.warnings)
     providers = pieces.providers or build_providers(settings)
-    budget = pieces.budget or Budget(settings.max_cost_usd)
+    budget = pieces.budget or Budget(settings.budget_usd())
     if pieces.budget is None:
         for service, cost in past.spent_by_service().items():  # every answer paid for, a redone one twice
             budget.add(service, cost)

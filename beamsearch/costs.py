@@ -97,8 +97,9 @@ def load_prices(override: Path | None = None, *, check: Any = None,
     """The built-in table, overridden entry by entry (price by price) by the user's, both validated.
 
     With `check` (a run's Settings) the table is also checked against the run's models before any call:
-    a budget cannot hold over calls it cannot price, so with `max_cost_usd` an unpriced model refuses the
-    run; without one the run goes on, and `warnings` gets a sentence saying its cost leaves them out."""
+    a budget cannot hold over calls it cannot price, so with a `max_cost_usd` the user set, an unpriced
+    model refuses the run; under the default budget (local servers are often unpriced) or none, the run
+    goes on, and `warnings` gets a sentence saying its cost (and the default budget) leave them out."""
     shipped = yaml.safe_load(resources.files("beamsearch").joinpath("prices.yaml").read_text(encoding="utf-8"))
     table = _checked_table(shipped, SHIPPED)
     if override is not None:
@@ -128,13 +129,16 @@ def _check_models(settings: Any, prices: dict[str, dict[str, float]], warnings: 
     if not unknown:
         return
     names = ", ".join(unknown)
-    if settings.max_cost_usd is not None:
+    budget = settings.budget_usd()
+    if budget is not None and not settings.budget_is_default:
         raise SettingsError(f"No price is known for {names}, so --max-cost cannot be enforced: add "
                             f"{'it' if len(unknown) == 1 else 'them'} to a price table with `prices: FILE`, "
                             "or drop --max-cost.")
     if warnings is not None:
-        warnings.append(f"No price is known for {names}; their calls count as $0, so the cost shown leaves "
-                        "them out (add them to a price table with `prices: FILE`).")
+        left_out = "the cost shown leaves them out" if budget is None else \
+            f"the cost shown and the default budget (${budget:.2f}) leave them out"
+        warnings.append(f"No price is known for {names}; their calls count as $0, so {left_out} (add them to a "
+                        "price table with `prices: FILE`).")
 
 
 def price_of(prices: dict[str, dict[str, float]], model: str) -> dict[str, float]:

@@ -179,7 +179,14 @@ def _unless_flagged(sources: dict[str, str], flags: dict[str, Any] | None) -> di
 
 
 def to_yaml(settings: Settings) -> str:
-    return yaml.safe_dump(settings.public_dict(), sort_keys=False, allow_unicode=True)
+    """The settings as YAML (what `beamsearch config` prints); an unset budget says what it comes to."""
+    text = yaml.safe_dump(settings.public_dict(), sort_keys=False, allow_unicode=True)
+    if settings.max_cost_usd is None:
+        budget = settings.budget_usd()
+        meaning = (f"the default budget, ${budget:.2f} (paid providers); --max-cost none lifts it" if budget is not None
+                   else "no budget: the simulator pays nothing")
+        text = text.replace("\nmax_cost_usd: null\n", f"\nmax_cost_usd: null  # {meaning}\n")
+    return text
 
 
 # --- resuming -------------------------------------------------------------------------------------
