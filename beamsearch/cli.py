@@ -223,17 +223,23 @@ def resume(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="A YAML file of settings that shape the future (limits, timeouts).")] = None,
     json_mode: Annotated[bool, typer.Option("--json", help="Write one JSON event per line to stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,
+    trust_folder_endpoints: Annotated[bool, typer.Option(
+        "--trust-folder-endpoints", help="Send calls (with your keys) to the endpoints the run folder names "
+        "when they differ from your settings' (by default such a folder is refused).")] = False,
 ) -> None:
     """Continue a stopped run (or extend a finished one): recorded steps are replayed, never paid twice."""
     from beamsearch import app as application
 
     # opened (and locked) once, before any display, so that every refusal is a clear sentence
-    opened = application.open_for_resume(run_dir, config, _flags(iterations=iterations, max_cost=max_cost))
+    opened = application.open_for_resume(run_dir, config, _flags(iterations=iterations, max_cost=max_cost),
+                                         trust_endpoints=trust_folder_endpoints)
     try:
         _check_resumable(run_dir, opened.settings)
     except BaseException:
         opened.store.unlock()
         raise
+    for notice in opened.notices:  # where calls and keys go, before the first paid call
+        typer.echo(notice, err=True)
     _drive(opened, json_mode, quiet)
 
 

@@ -55,11 +55,15 @@ class Event(BaseModel):
 
 
 class RunStarted(Event):
+    """A session began. `shaping` holds the past-shaping settings it followed (`precedence.PAST_KEYS`), so
+    that a run.yaml edited afterwards is refused on resume (None in logs written before it was kept)."""
+
     type: Literal["run_started"] = "run_started"
     version: str = ""
     resumed: bool = False
     providers: dict[str, str] = Field(default_factory=dict)
     spent_usd: float = 0.0
+    shaping: dict[str, Any] | None = None
 
 
 class UsageRecord(BaseModel):

@@ -92,6 +92,7 @@ class RunView:
     reason: str = ""
     sessions: int = 0
     last_finish: RunFinished | None = None  # the run_finished of the last session, if it ended with one
+    shaping: dict | None = None  # the past-shaping settings the last session that recorded them followed
     events: int = 0
 
     def apply(self, event: Event) -> None:
@@ -114,6 +115,8 @@ class RunView:
             self.rankings[event.iteration] = event
         elif isinstance(event, RunStarted):
             self.sessions += 1
+            if event.shaping is not None:
+                self.shaping = event.shaping
             self.status, self.reason, self.last_finish = "running", "", None
         elif isinstance(event, RunFinished):
             self.status, self.reason, self.last_finish = event.status, event.reason, event

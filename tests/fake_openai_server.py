@@ -73,6 +73,7 @@ class FakeOpenAI:
         self.config = config or FakeConfig()
         self.stats: dict[str, ServiceStats] = defaultdict(ServiceStats)
         self.bodies: list[dict[str, Any]] = []          # every JSON request body (for parameter checks)
+        self.authorizations: list[str] = []             # every Authorization header received (where keys went)
         self.images_checked = 0
         self.files: dict[str, bytes] = {}
         self._forced: dict[str, deque[str]] = defaultdict(deque)
@@ -297,6 +298,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, service: str, body: dict[str, Any], stats: ServiceStats) -> None:
         owner, config = self.server_owner, self.server_owner.config
+        with owner._lock:
+            owner.authorizations.append(self.headers.get("Authorization") or "")
         if config.api_key is not None and self.headers.get("Authorization") != f"Bearer {config.api_key}":
             given = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
             masked = given[:3] + "*" * 8 + given[-4:] if len(given) > 8 else "***"
