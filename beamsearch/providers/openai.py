@@ -27,8 +27,10 @@ import pydantic
 from openai import AsyncOpenAI
 
 from beamsearch.costs import typical_usage
-from beamsearch.errors import CallError, InvalidAnswer, SettingsError, paid
+from beamsearch.endpoints import host_of
+from beamsearch.errors import CallError, FatalCallError, InvalidAnswer, SettingsError, paid
 from beamsearch.providers.base import ImageRequest, ImageResult, TextRequest, TextResult, Usage, VisionRequest
+from beamsearch.providers.bounded import body_cap, bounded_client, download
 from beamsearch.providers.openai_errors import ErrorMapper, rejected_parameter
 
 MAX_ADAPTATIONS = 4
@@ -82,10 +84,12 @@ def data_url(path: Path, max_side: int | None) -> str:
     from PIL import Image
 
     with Image.open(io.BytesIO(raw)) as image:
-        image.load()
         too_big = max_side is not None and max(image.size) > max_side
         if not too_big and fmt in MIME:
             return f"data:{MIME[fmt]};base64,{base64.b64encode(raw).decode('ascii')}"
+        if too_big and fmt == "jpeg":
+            image.draft("RGB", (max_side, max_side))  # decode at a fraction of the size: fewer pixels in memory
+        image.load()
         out_fmt = fmt if fmt in PIL_FORMATS else "png"
         if too_big:
             image.thumbnail((max_side, max_side))
@@ -103,7 +107,8 @@ class OpenAIRole:
         self.role = role
         self.settings = settings
         self.model: str = settings.model
-        self.client = AsyncOpenAI(api_key=key, base_url=settings.base_url, timeout=settings.timeout, max_retries=0)
+        self.client = AsyncOpenAI(api_key=key, base_url=settings.base_url, timeout=settings.timeout, max_retries=0,
+                                  http_client=bounded_client(body_cap(role, settings), settings.base_url))
         # The SDK imports each resource on first use; do it now, not while the first call holds a slot.
         self._create = self.client.images.generate if role == "image" else self.client.chat.completions.create
         self.errors = ErrorMapper(role, settings.model, settings.base_url, settings.api_key_env, key)
@@ -202,7 +207,7 @@ class OpenAIRole:
         detail = getattr(self.settings, "detail", "auto")
         try:
             urls = [await asyncio.to_thread(data_url, path, max_side) for path in request.images]
-        except OSError as exc:
+        except Exception as exc:  # a file gone or damaged since it was checked; Pillow raises many types
             raise InvalidAnswer(f"the image to judge cannot be read ({type(exc).__name__})") from None
         content: list[dict[str, Any]] = [{"type": "text", "text": request.user}]
         content += [{"type": "image_url", "image_url": {"url": url, "detail": detail}} for url in urls]
@@ -243,6 +248,10 @@ class OpenAIRole:
     async def _image_bytes(self, item: Any) -> tuple[bytes, str]:
         """The picture of an answer's item, from its base64 or its URL, and its format."""
         encoded, url = field(item, "b64_json"), field(item, "url")
+        cap = int(getattr(self.settings, "max_download_bytes", 50_000_000))
+        if isinstance(encoded, str) and len(encoded) > cap * 4 // 3 + 4:
+            raise FatalCallError(f"the image service at {host_of(self.settings.base_url)} sent an image larger than "
+                                 f"max_download_bytes ({cap})")
         if isinstance(encoded, str) and encoded:
             try:
                 data = base64.b64decode(encoded, validate=False)
@@ -280,25 +289,10 @@ class OpenAIRole:
                      image_input_tokens=image_in, image_output_tokens=image_out, images=count)
 
     async def _download(self, url: str) -> bytes:
-        """Fetch an image answer given as a URL, with the role's timeout and a cap on its size."""
-        if not url.startswith(("http://", "https://")):
-            raise InvalidAnswer("the image service sent a URL that is neither http nor https")
+        """Fetch an image answer given as a URL: https (or the endpoint's own host), same-host redirects,
+        the role's timeout and a cap on its size (see `bounded.download`)."""
         cap = int(getattr(self.settings, "max_download_bytes", 50_000_000))
-        try:
-            async with httpx2.AsyncClient(timeout=self.settings.timeout, follow_redirects=True) as client:
-                async with client.stream("GET", url) as response:
-                    if response.status_code >= 400:
-                        raise InvalidAnswer(f"downloading the image failed ({response.status_code})")
-                    chunks: list[bytes] = []
-                    size = 0
-                    async for chunk in response.aiter_bytes():
-                        size += len(chunk)
-                        if size > cap:
-                            raise InvalidAnswer(f"the image to download is larger than max_download_bytes ({cap})")
-                        chunks.append(chunk)
-        except httpx2.HTTPError as exc:
-            raise self.errors.map(exc) from None
-        return b"".join(chunks)
+        return await download(url, endpoint=self.settings.base_url, cap=cap, timeout=self.settings.timeout)
 
 
 def build_role(role: str, role_settings: Any) -> OpenAIRole:
