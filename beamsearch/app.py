@@ -21,12 +21,12 @@ from beamsearch.compose import Listener, Pieces, Session, build_providers, compo
 from beamsearch.config import Settings
 from beamsearch.costs import budget_reached, load_prices
 from beamsearch.engine import Outcome
-from beamsearch.errors import BeamsearchError, BudgetExhausted, RunFolderError, SettingsError
+from beamsearch.errors import BeamsearchError, BudgetExhausted, DiskFull, RunFolderError, SettingsError
 from beamsearch.events import RunFinished, RunStarted, Stopping, WarningEvent
 from beamsearch.gate import Gate
 from beamsearch.providers.base import Providers
 from beamsearch.store import RunStore
-from beamsearch.summary import write_derived
+from beamsearch.summary import build_summary, write_derived
 from beamsearch.templates import Templates
 from beamsearch.view import RunView, fold
 
@@ -202,7 +202,11 @@ async def run_session(session: Session) -> RunResult:
     if isinstance(error, BudgetExhausted) and getattr(error, "limit", None) is not None:
         error = budget_reached(error.limit, round(fold(session.store.read_events()).spent, 6))  # type: ignore[attr-defined]
         reason = error.message  # the figure of the log, now that every call in flight has settled
-    summary = _finish(session, status, reason)
+    try:
+        summary = _finish(session, status, reason)
+    except DiskFull as exc:  # the log holds what was recorded; the run is resumable once there is room
+        error, status = error if isinstance(error, DiskFull) else exc, "stopped"
+        summary = build_summary(session.store.read_run_file(), fold(session.store.read_events()))
     return RunResult(session.store, outcome, summary, status, error, session.gate, session.providers,
                      list(session.store.warnings))
 
@@ -223,7 +227,7 @@ async def _search(session: Session) -> tuple[Outcome | None, BeamsearchError | N
     if error is None:
         assert outcome is not None
         return outcome, None, "done", outcome.stop_reason
-    return None, error, "stopped" if isinstance(error, BudgetExhausted) else "failed", error.message
+    return None, error, "stopped" if isinstance(error, BudgetExhausted | DiskFull) else "failed", error.message
 
 
 def _finish(session: Session, status: str, reason: str) -> dict[str, Any]:

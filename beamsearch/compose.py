@@ -16,6 +16,7 @@ from typing import Any
 from beamsearch.config import Settings
 from beamsearch.costs import Budget, load_prices
 from beamsearch.engine import Engine, SearchSettings
+from beamsearch.errors import BeamsearchError
 from beamsearch.events import Event
 from beamsearch.gate import Gate
 from beamsearch.judging import judging_settings
@@ -100,9 +101,15 @@ class Recorder:
         self.store = store
         self.bus = bus
         self.past = past
+        self.on_failure: Callable[[BeamsearchError], Any] | None = None  # the gate's stop: no new paid call
 
     def record(self, event: Event) -> None:
-        self.store.append(event)
+        try:
+            self.store.append(event)
+        except BeamsearchError as exc:  # a full disk: nothing more can be recorded, so nothing more is asked
+            if self.on_failure is not None:
+                self.on_failure(exc)
+            raise
         self.bus.publish(event)
 
     def journal(self, event: Event) -> None:
@@ -153,6 +160,7 @@ def compose(settings: Settings, store: RunStore, past: RunView, pieces: Pieces |
                 record=recorder.record, notify=recorder.bus.publish, failed=past.settled_failures(),
                 timeouts={role: None if settings.role_provider(role) == "sim" else getattr(settings, role).timeout
                           for role in ROLES})
+    recorder.on_failure = gate.stop
     steps: Any = Steps(gate, providers, Templates(settings.prompts_dir), settings, store)
     if pieces.wrap_steps is not None:
         steps = pieces.wrap_steps(steps)

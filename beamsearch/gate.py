@@ -109,6 +109,10 @@ class Gate:
             self.stop_reason = reason
         return self.stop_reason
 
+    def stop(self, reason: BeamsearchError) -> None:
+        """Refuse every new call from now on (the run is ending: a full disk, say)."""
+        self._stop(reason)
+
     async def call(
         self,
         key: str,

@@ -100,9 +100,11 @@ class RunStore:
             document = {"format": LOG_FORMAT, "version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                         "settings": settings}
             atomic_write(path / RUN_FILE, yaml.safe_dump(document, sort_keys=False, allow_unicode=True).encode())
-        except OSError as exc:
+        except (OSError, DiskFull) as exc:
             if made:  # a half-made folder would look like a broken run
                 shutil.rmtree(path, ignore_errors=True)
+            if isinstance(exc, DiskFull):
+                raise
             raise RunFolderError(f"Cannot make a run folder in {shown(runs_dir)}: {reason(exc)}.") from None
         return store
 
