@@ -257,6 +257,7 @@ class RunStore:
         the caller does it later, with `check_writable()`) make sure this one can write it."""
         import fcntl
 
+        confined(self.path, LOCK_FILE)  # a planted .lock symlink is named, never opened
         try:  # never through a symlink: a planted .lock must not make us truncate a file elsewhere
             fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
             handle = os.fdopen(fd, "a+", encoding="utf-8")
