@@ -19,16 +19,16 @@ from typing import Any
 from beamsearch import __version__
 from beamsearch.compose import Listener, Pieces, Session, build_providers, compose
 from beamsearch.config import Settings
-from beamsearch.costs import load_prices
+from beamsearch.costs import budget_reached, load_prices
 from beamsearch.engine import Outcome
-from beamsearch.errors import BeamsearchError, BudgetExhausted, RunFolderError, SettingsError
+from beamsearch.errors import BeamsearchError, BudgetExhausted, DiskFull, RunFolderError, SettingsError
 from beamsearch.events import RunFinished, RunStarted
 from beamsearch.gate import Gate
 from beamsearch.livereport import LiveReport
 from beamsearch.progress import RunOpened, Stopping, WarningEvent
 from beamsearch.providers.base import Providers
 from beamsearch.store import RunStore
-from beamsearch.summary import write_derived
+from beamsearch.summary import build_summary, write_derived
 from beamsearch.templates import Templates
 from beamsearch.view import RunView, fold
 
@@ -61,6 +61,7 @@ class OpenedRun:
     settings: Settings
     past: RunView
     providers: Providers | None = None  # built while opening, to refuse a missing key before a folder is made
+    notices: list[str] = field(default_factory=list)  # what to tell the user before the first paid call
 
 
 def _check_prompt(settings: Settings) -> None:
@@ -86,9 +87,11 @@ def open_new_run(settings: Settings, now: float | None = None, pieces: Pieces | 
 
 
 def open_for_resume(path: Path, config_file: Path | None = None, flags: dict[str, Any] | None = None,
-                    environ: dict[str, str] | None = None) -> OpenedRun:
+                    environ: dict[str, str] | None = None, trust_endpoints: bool = False) -> OpenedRun:
     """Open a stopped run: check it is a run, lock it, load its settings and log, refuse what cannot be
-    resumed, and return everything a session needs to replay it."""
+    resumed (an edited run.yaml, an endpoint the user did not configure unless `trust_endpoints`), and
+    return everything a session needs to replay it, with a notice naming where its calls will go."""
+    from beamsearch.endpoints import destinations
     from beamsearch.precedence import resolve_for_resume
 
     store = RunStore.open(path)
@@ -97,7 +100,8 @@ def open_for_resume(path: Path, config_file: Path | None = None, flags: dict[str
     try:
         past = fold(store.read_events())  # every event checked (and named by line) before replay
         store.check_writable()  # a log that cannot be read is named as such first
-        settings = resolve_for_resume(document["settings"], config_file, flags, environ)
+        refuse_edited_run_file(document["settings"], past, store.path)
+        settings = resolve_for_resume(document["settings"], config_file, flags, environ, trust_endpoints)
         finish = past.last_finish
         if finish is not None and finish.status == "done" and settings.iterations <= past.iterations_done:
             done = past.iterations_done
@@ -110,7 +114,29 @@ def open_for_resume(path: Path, config_file: Path | None = None, flags: dict[str
     except BaseException:
         store.unlock()
         raise
-    return OpenedRun(store, settings, past)
+    notice = destinations(settings)
+    return OpenedRun(store, settings, past, notices=[notice] if notice else [])
+
+
+def refuse_edited_run_file(recorded: dict[str, Any], past: RunView, folder: Path) -> None:
+    """A past-shaping setting changed in run.yaml is refused, as one changed by a flag is: run.yaml is
+    compared with what the log's `run_started` recorded (a log written before those were kept: the
+    prompt is compared with the fingerprints of its expansion steps)."""
+    from beamsearch.precedence import PAST_KEYS, shaping, validate
+    from beamsearch.stepkeys import inputs_of
+
+    now = shaping(validate(recorded))
+    if past.shaping is not None:
+        changed = [key for key in PAST_KEYS if key in past.shaping and past.shaping[key] != now[key]]
+    else:  # steps i0/<lane>/expand_what were asked {"idea": prompt, "lane": lane}
+        expansions = [(key.split("/")[1], step.inputs) for key, step in past.steps.items()
+                      if key.startswith("i0/") and key.endswith("/expand_what") and step.inputs]
+        changed = ["prompt"] if any(inputs != inputs_of("expand_what", {"idea": now["prompt"], "lane": lane})
+                                    for lane, inputs in expansions) else []
+    if changed:
+        names = ", ".join(f"'{key}'" for key in changed)
+        raise RunFolderError(f"{folder / 'run.yaml'} changes {names} from what the run's log recorded, so it cannot "
+                             "be resumed: put the recorded value back, or start a new run to change it.")
 
 
 async def run_opened(opened: OpenedRun, listeners: list[Listener] | None = None,
@@ -144,9 +170,11 @@ async def start_run(settings: Settings, listeners: list[Listener] | None = None,
 
 async def resume_run(path: Path, config_file: Path | None = None, flags: dict[str, Any] | None = None,
                      listeners: list[Listener] | None = None, providers: Providers | None = None,
-                     environ: dict[str, str] | None = None, *, pieces: Pieces | None = None) -> RunResult:
+                     environ: dict[str, str] | None = None, *, pieces: Pieces | None = None,
+                     trust_endpoints: bool = False) -> RunResult:
     """Replay the log of a stopped run (no recorded step is asked again) and carry on to its end."""
-    return await run_opened(open_for_resume(path, config_file, flags, environ), listeners, providers, pieces)
+    return await run_opened(open_for_resume(path, config_file, flags, environ, trust_endpoints), listeners,
+                            providers, pieces)
 
 
 # --- one session --------------------------------------------------------------------------------------
@@ -158,8 +186,11 @@ async def run_session(session: Session) -> RunResult:
     resumable stop and is raised again; a bug is logged as a failure and raised."""
     report = LiveReport(session.store)  # report.html rewritten at every ranking, in a worker thread
     session.recorder.bus.listeners.append(report)
+    from beamsearch.precedence import shaping
+
     session.recorder.record(RunStarted(version=__version__, resumed=bool(session.past.events),
-                                       providers=session.providers.labels, spent_usd=round(session.past.spent, 6)))
+                                       providers=session.providers.labels, spent_usd=round(session.past.spent, 6),
+                                       shaping=shaping(session.settings)))
     try:
         outcome, error, status, reason = await _search(session)
         await asyncio.to_thread(report.close)  # the last mid-run page is written before the final one
@@ -177,7 +208,14 @@ async def run_session(session: Session) -> RunResult:
     finally:
         with contextlib.suppress(Exception):
             await session.providers.aclose()
-    summary = _finish(session, status, reason)
+    if isinstance(error, BudgetExhausted) and getattr(error, "limit", None) is not None:
+        error = budget_reached(error.limit, round(fold(session.store.read_events()).spent, 6))  # type: ignore[attr-defined]
+        reason = error.message  # the figure of the log, now that every call in flight has settled
+    try:
+        summary = _finish(session, status, reason)
+    except DiskFull as exc:  # the log holds what was recorded; the run is resumable once there is room
+        error, status = error if isinstance(error, DiskFull) else exc, "stopped"
+        summary = build_summary(session.store.read_run_file(), fold(session.store.read_events()))
     return RunResult(session.store, outcome, summary, status, error, session.gate, session.providers,
                      list(session.store.warnings))
 
@@ -198,10 +236,14 @@ async def _search(session: Session) -> tuple[Outcome | None, BeamsearchError | N
     if error is None:
         assert outcome is not None
         return outcome, None, "done", outcome.stop_reason
-    return None, error, "stopped" if isinstance(error, BudgetExhausted) else "failed", error.message
+    return None, error, "stopped" if isinstance(error, BudgetExhausted | DiskFull) else "failed", error.message
 
 
 def _finish(session: Session, status: str, reason: str) -> dict[str, Any]:
-    """Log the end of the session and rebuild the derived files from the log."""
-    session.recorder.record(RunFinished(status=status, reason=reason, cost_usd=round(session.budget.spent, 6)))
-    return write_derived(session.store)
+    """Log the end of the session with the run's one spend figure (the sum of the log's costs, which a
+    budget shared with other runs does not give), and rebuild the derived files from the log."""
+    view = fold(session.store.read_events())
+    finished = RunFinished(status=status, reason=reason, cost_usd=round(view.spent, 6))
+    session.recorder.record(finished)
+    view.apply(finished)
+    return write_derived(session.store, view)

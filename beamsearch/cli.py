@@ -68,7 +68,8 @@ IterationsOption = Annotated[int | None, typer.Option("--iterations", "-i", meta
 AlphaOption = Annotated[float | None, typer.Option("--alpha", metavar="A", help="Weight of alignment in the total score (0-1).")]
 ProviderOption = Annotated[ProviderName | None, typer.Option("--provider", help="Who answers: an OpenAI-compatible endpoint, or the offline simulator.")]
 RunsDirOption = Annotated[Path | None, typer.Option("--runs-dir", metavar="DIR", help="Where run folders are made.")]
-MaxCostOption = Annotated[float | None, typer.Option("--max-cost", metavar="DOLLARS", help="Stop before spending more dollars than this.")]
+MaxCostOption = Annotated[str | None, typer.Option("--max-cost", metavar="DOLLARS", help="Stop before spending more dollars than this "
+                                                   "(default $2.50 with a paid provider); none lifts the budget.")]
 SeedOption = Annotated[int | None, typer.Option("--seed", metavar="SEED", help="Seed of the run (the simulator is deterministic from it).")]
 PromptOption = Annotated[str | None, typer.Option("--prompt", "-p", metavar="TEXT", help="Your idea, in your own words.")]
 
@@ -115,7 +116,7 @@ def _listeners(settings: Any, json_mode: bool, quiet: bool) -> tuple[list[Any], 
     if sys.stdout.isatty():
         label = "provider: " + ("simulator (offline; images and scores are simulated)" if settings.provider == "sim"
                                 else "openai-compatible")
-        live = display.LiveDisplay(console(), settings.m, label, settings.iterations, settings.max_cost_usd,
+        live = display.LiveDisplay(console(), settings.m, label, settings.iterations, settings.budget_usd(),
                                    _estimated_seconds(settings))
         return [*listeners, live], live
     return [*listeners, display.PlainDisplay()], None
@@ -222,8 +223,12 @@ def run(
     """Run a new search and write a run folder."""
     settings = _resolve(config, settings_flags(locals()))  # first, while the locals are the options
     from beamsearch import app as application
+    from beamsearch.estimate import range_line
 
-    _drive(application.open_new_run(settings), json_mode, quiet, _serve_address(serve, host, port))
+    opened = application.open_new_run(settings)
+    if not quiet and (line := range_line(settings)) is not None:
+        typer.echo(line, err=True)  # before the first paid call
+    _drive(opened, json_mode, quiet, _serve_address(serve, host, port))
 
 
 @app.command(epilog=_example("beamsearch resume runs/20261121-143002-a-lighthouse-in-a-storm --max-cost 5"))
@@ -232,8 +237,8 @@ def resume(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="The run folder to resume.", show_default=False)],
     iterations: Annotated[int | None, typer.Option("--iterations", "-i", metavar="K", show_default="as recorded",
                                                    help="Extend the run to this many iterations.")] = None,
-    max_cost: Annotated[float | None, typer.Option("--max-cost", metavar="DOLLARS", show_default="as recorded",
-                                                   help="A new budget in dollars (the total, spent included).")] = None,
+    max_cost: Annotated[str | None, typer.Option("--max-cost", metavar="DOLLARS", show_default="as recorded",
+                                                 help="A new budget in dollars (the total, spent included); none lifts it.")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE",
                                                 help="A YAML file of settings that shape the future (limits, timeouts).")] = None,
     json_mode: Annotated[bool, typer.Option("--json", help="Write one JSON event per line to stdout.")] = False,
@@ -241,6 +246,9 @@ def resume(
     serve: Annotated[bool, typer.Option("--serve", help="Also serve the live web view of this run (see serve).")] = False,
     host: Annotated[str, typer.Option("--host", help="With --serve: the address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="With --serve: the port (0: any free one).")] = 8765,
+    trust_folder_endpoints: Annotated[bool, typer.Option(
+        "--trust-folder-endpoints", help="Send calls (with your keys) to the endpoints the run folder names "
+        "when they differ from your settings' (by default such a folder is refused).")] = False,
 ) -> None:
     """Continue a stopped run (or extend a finished one): recorded steps are replayed, never paid twice."""
     from beamsearch import app as application
@@ -248,12 +256,14 @@ def resume(
     # opened (and locked) once, before any display, so that every refusal is a clear sentence
     flags = settings_flags({"iterations": iterations, "max_cost": max_cost})
     with naming_flags(flags):
-        opened = application.open_for_resume(run_dir, config, flags)
+        opened = application.open_for_resume(run_dir, config, flags, trust_endpoints=trust_folder_endpoints)
     try:
         _check_resumable(run_dir, opened.settings)
     except BaseException:
         opened.store.unlock()
         raise
+    for notice in opened.notices:  # where calls and keys go, before the first paid call
+        typer.echo(notice, err=True)
     _drive(opened, json_mode, quiet, _serve_address(serve, host, port))
 
 

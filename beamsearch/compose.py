@@ -16,6 +16,7 @@ from typing import Any
 from beamsearch.config import Settings
 from beamsearch.costs import Budget, load_prices
 from beamsearch.engine import Engine, SearchSettings
+from beamsearch.errors import BeamsearchError
 from beamsearch.events import Candidate, Event
 from beamsearch.gate import Gate
 from beamsearch.judging import judging_settings
@@ -100,9 +101,15 @@ class Recorder:
         self.store = store
         self.bus = bus
         self.past = past
+        self.on_failure: Callable[[BeamsearchError], Any] | None = None  # the gate's stop: no new paid call
 
     def record(self, event: Event) -> None:
-        self.store.append(event)
+        try:
+            self.store.append(event)
+        except BeamsearchError as exc:  # a full disk: nothing more can be recorded, so nothing more is asked
+            if self.on_failure is not None:
+                self.on_failure(exc)
+            raise
         self.bus.publish(event)
 
     def journal(self, event: Event) -> None:
@@ -139,10 +146,13 @@ def compose(settings: Settings, store: RunStore, past: RunView, pieces: Pieces |
     prices = pieces.prices if pieces.prices is not None else load_prices(settings.prices, check=settings,
                                                                           warnings=store.warnings)
     providers = pieces.providers or build_providers(settings)
-    budget = pieces.budget or Budget(settings.max_cost_usd)
+    budget = pieces.budget or Budget(settings.budget_usd())
     if pieces.budget is None:
         for service, cost in past.spent_by_service().items():  # every answer paid for, a redone one twice
             budget.add(service, cost)
+    for service, used in past.usage.items():  # the reserve starts from what calls of this run have cost
+        if service in ROLES:
+            budget.observe(service, billed_model(settings, service), used.highest)
     recorder = Recorder(store, Bus(pieces.listeners), past)
     policy = RetryPolicy(settings.retries.max_attempts, settings.retries.backoff_initial, settings.retries.backoff_max,
                          random.Random(settings.seed))
@@ -151,6 +161,7 @@ def compose(settings: Settings, store: RunStore, past: RunView, pieces: Pieces |
                 record=recorder.record, notify=recorder.bus.publish, failed=past.settled_failures(),
                 timeouts={role: None if settings.role_provider(role) == "sim" else getattr(settings, role).timeout
                           for role in ROLES})
+    recorder.on_failure = gate.stop
     steps: Any = Steps(gate, providers, Templates(settings.prompts_dir), settings, store)
     if pieces.wrap_steps is not None:
         steps = pieces.wrap_steps(steps)

@@ -26,6 +26,7 @@ from beamsearch.sim_settings import SimSettings
 from beamsearch.strict import Strict
 
 ENV_PREFIX = "BEAMSEARCH_"
+DEFAULT_BUDGET_USD = 2.50  # the budget of a run with a paid provider unless the user sets one or lifts it
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SECRET_ERROR = "api_key_env"  # the kind of error whose input must never be shown: it may be a real key
 
@@ -88,7 +89,10 @@ class ImageRoleSettings(RoleSettings):
     timeout: float = Field(180.0, gt=0)
     size: str = "1024x1024"
     quality: str = "medium"
-    max_download_bytes: int = Field(50_000_000, gt=0)
+    max_download_bytes: int = Field(50_000_000, gt=0, description="the most bytes one image answer may hold, "
+                                    "sent as base64 or downloaded from a URL")
+    max_pixels: int = Field(16_777_216, gt=0, description="the most pixels (width x height) an image may have; "
+                            "larger ones are refused before they are decoded")
 
 
 class VisionRoleSettings(RoleSettings):
@@ -176,7 +180,26 @@ class Settings(Strict):
     seed: int = 0
     prompts_dir: Path | None = None
     prices: Path | None = Field(None, description="a YAML price table overriding the built-in one")
-    max_cost_usd: float | None = Field(None, gt=0)
+    max_cost_usd: float | Literal["none"] | None = Field(
+        None, description=f"stop before spending more dollars than this; none = no budget; unset = ${DEFAULT_BUDGET_USD:.2f} "
+        "when any role is served by a paid provider")
+
+    @field_validator("max_cost_usd", mode="before")
+    @classmethod
+    def _dollars_or_none(cls, value: Any) -> Any:
+        """A number of dollars above 0, or `none` to lift the budget (`--max-cost none`); left unset, the
+        default budget applies to paid providers."""
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word == "none":
+                return "none"
+            try:
+                value = float(word)
+            except ValueError:
+                raise PydanticCustomError("dollars", "must be a number of dollars above 0, or none for no budget") from None
+        if isinstance(value, int | float) and not isinstance(value, bool) and not (math.isfinite(value) and value > 0):
+            raise PydanticCustomError("dollars", "must be a number of dollars above 0, or none for no budget")
+        return value
 
     @field_validator("runs_dir", mode="before")
     @classmethod
@@ -219,6 +242,24 @@ class Settings(Strict):
         if self.min_survivors > self.n:
             raise ValueError(f"Setting 'min_survivors' ({self.min_survivors}) cannot be larger than 'n' ({self.n})")
         return self
+
+    def paid_roles(self) -> list[str]:
+        """The roles served by a real (paid) provider, not the simulator."""
+        return [role for role in ROLES if self.role_provider(role) != "sim"]
+
+    def budget_usd(self) -> float | None:
+        """The budget the run keeps: the one set, none when lifted (`none`), else the default budget
+        for a run that pays for any of its roles (a simulated run pays nothing, so it has none)."""
+        if self.max_cost_usd == "none":
+            return None
+        if self.max_cost_usd is not None:
+            return float(self.max_cost_usd)
+        return DEFAULT_BUDGET_USD if self.paid_roles() else None
+
+    @property
+    def budget_is_default(self) -> bool:
+        """True when the budget is the built-in default (not set by the user, not lifted)."""
+        return self.max_cost_usd is None and self.budget_usd() is not None
 
     def role_provider(self, role: str) -> str:
         """The provider that serves `role`: the role's own choice, else the top-level one."""

@@ -44,6 +44,19 @@ class RunFailed(BeamsearchError):
     exit_code = 1
 
 
+class DiskFull(BeamsearchError):
+    """The disk (or the user's quota) is full: nothing half-written is kept, the run is resumable: exit 1."""
+
+    exit_code = 1
+
+    @classmethod
+    def writing(cls, path: Any, exc: OSError) -> DiskFull:
+        from beamsearch.files import reason, shown
+
+        return cls(f"The disk is full: {shown(path)} cannot be written ({reason(exc)}); what was recorded is kept, "
+                   "so free some space and resume the run.")
+
+
 class Interrupted(BeamsearchError):
     """The user pressed Ctrl-C; the run is resumable: exit 130."""
 
@@ -54,13 +67,18 @@ class Interrupted(BeamsearchError):
 
 
 class CallError(Exception):
-    """One attempt of one model call failed. Subclasses say whether another attempt may succeed."""
+    """One attempt of one model call failed. Subclasses say whether another attempt may succeed.
+
+    `usage` is what the failed attempt consumed when an answer did arrive (a picture that does not decode,
+    text that is not the JSON asked for): that answer was paid for, so the gate counts it (a
+    `providers.base.Usage`, or None when nothing was answered)."""
 
     retryable = False
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, usage: Any = None) -> None:
         super().__init__(message)
         self.message = message
+        self.usage = usage
 
 
 class RetryableError(CallError):
@@ -74,8 +92,8 @@ class RetryableError(CallError):
     retryable = True
 
     def __init__(self, message: str, retry_after: float | None = None, pause_service: bool = False,
-                 ratelimit: Any = None) -> None:
-        super().__init__(message)
+                 ratelimit: Any = None, *, usage: Any = None) -> None:
+        super().__init__(message, usage=usage)
         self.retry_after = retry_after
         self.pause_service = pause_service
         self.ratelimit = ratelimit
@@ -99,3 +117,11 @@ class ContentPolicyError(CallError):
 
 class StepFailed(CallError):
     """A call that still failed after every allowed attempt, or failed in a way no attempt can fix."""
+
+
+def paid(exc: BaseException, usage: Any) -> BaseException:
+    """`exc` marked with the usage of the answer it threw away (unless it already carries one), so the
+    gate counts that answer's cost; returns `exc` for `raise paid(exc, usage)`."""
+    if usage is not None and getattr(exc, "usage", None) is None:
+        exc.usage = usage  # type: ignore[attr-defined]
+    return exc

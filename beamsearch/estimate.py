@@ -263,6 +263,32 @@ def time_lower_bound(plan: CallPlan, settings: Any) -> dict[str, Any]:
     return {"seconds": round(total, 3), "bound_by": bound_by, "per_iteration": per_iteration, "latency_assumed": latency}
 
 
+def budget_notes(settings: Any, cost: dict[str, Any]) -> list[str]:
+    """What the cost range means for the run's budget (set, default, or none)."""
+    budget = settings.budget_usd()
+    if budget is None:
+        return []
+    name = f"the default budget (${budget:.2f}; --max-cost sets another, --max-cost none lifts it)" \
+        if settings.budget_is_default else f"max_cost_usd (${budget:.2f})"
+    if cost["low_usd"] > budget:
+        return [f"Even the low estimate passes {name}: the run will stop early, resumable."]
+    if cost["high_usd"] > budget:
+        return [f"The high estimate (${cost['high_usd']:.2f}) passes {name}: the run may stop before its last "
+                "iteration, resumable."]
+    return []
+
+
+def range_line(settings: Any) -> str | None:
+    """The line `run` prints before its first paid call: the estimate's range against the budget (None
+    for a run that pays nothing)."""
+    if not settings.paid_roles():
+        return None
+    cost = cost_range(plan_calls(settings), settings, load_prices(settings.prices))
+    budget = settings.budget_usd()
+    kept = "no budget" if budget is None else f"budget ${budget:.2f}" + (" (default)" if settings.budget_is_default else "")
+    return f"Estimated cost ${cost['low_usd']:.2f} to ${cost['high_usd']:.2f} ({kept}); `beamsearch estimate` for details."
+
+
 @dataclass
 class Estimate:
     plan: CallPlan
@@ -304,7 +330,5 @@ def estimate(settings: Any) -> Estimate:
         notes.append(f"Pairwise ranking makes between {fewest} and {plan.by_task()['judge_pairwise']} judge_pairwise "
                      "calls: pairs implied by transitivity are skipped; the counts above are the most, the low cost "
                      "and the time bound use the fewest.")
-    if settings.max_cost_usd is not None and cost["low_usd"] > settings.max_cost_usd:
-        notes.append(f"Even the low estimate passes max_cost_usd (${settings.max_cost_usd:.2f}): the run will stop "
-                     "early, resumable.")
+    notes.extend(budget_notes(settings, cost))
     return Estimate(plan, cost, time_lower_bound(plan, settings), notes)

@@ -4,6 +4,10 @@ There is one reader. It never changes the file: a line that is not a JSON object
 the last one (a crash, or a writer still busy with it) and corruption anywhere else; an object that is
 not a valid event is named by its line and field. What to do with a torn line is the caller's choice:
 a reader of someone else's run skips it, the run's own writer cuts it off (see `RunStore`).
+
+A log is data that may come from someone else: every file an event names (an image step's `path`, a
+candidate's `image`) must be inside the run folder (`files.confined`), or the whole log is refused with
+the line that names it, before anything reads, writes or uploads that file.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from beamsearch.errors import RunFolderError
-from beamsearch.events import Event, NotJson, parse_line
-from beamsearch.files import reason, shown
+from beamsearch.events import Candidate, Event, NotJson, Step, parse_line
+from beamsearch.files import confined, reason, shown
 
 EVENTS_FILE = "events.jsonl"
 
@@ -47,7 +51,7 @@ def parse_log(raw: bytes, log: Path) -> LogRead:
         if not line.strip():
             continue
         try:
-            events.append(parse_line(line))
+            event = parse_line(line)
         except NotJson:
             if all(not rest.strip() for rest in lines[number:]):
                 return LogRead(events, number, start)
@@ -55,10 +59,23 @@ def parse_log(raw: bytes, log: Path) -> LogRead:
                                  "it cannot be replayed.") from None
         except ValueError as exc:
             raise RunFolderError(f"{shown(log)} line {number} is not a valid event: {exc}.") from None
+        for path in named_files(event):
+            confined(log.parent, path, f"{log.name} line {number}")
+        events.append(event)
     return LogRead(events)
+
+
+def named_files(event: Event) -> list[object]:
+    """The files of the run folder that an event names (what replay, judges, the report and `best`
+    open): an image step's `path` and a candidate's `image`."""
+    if isinstance(event, Step) and "path" in event.result:
+        return [event.result["path"]]
+    if isinstance(event, Candidate) and event.image is not None:
+        return [event.image]
+    return []
 
 
 def read_log(folder: Path) -> LogRead:
     """The events of the log in run folder `folder`, without touching it."""
-    log = Path(folder) / EVENTS_FILE
+    log = confined(Path(folder), EVENTS_FILE)
     return parse_log(read_log_bytes(log), log)

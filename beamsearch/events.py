@@ -55,11 +55,15 @@ class Event(BaseModel):
 
 
 class RunStarted(Event):
+    """A session began. `shaping` holds the past-shaping settings it followed (`precedence.PAST_KEYS`), so
+    that a run.yaml edited afterwards is refused on resume (None in logs written before it was kept)."""
+
     type: Literal["run_started"] = "run_started"
     version: str = ""
     resumed: bool = False
     providers: dict[str, str] = Field(default_factory=dict)
     spent_usd: float = 0.0
+    shaping: dict[str, Any] | None = None
 
 
 class UsageRecord(BaseModel):
@@ -110,6 +114,27 @@ class StepFailure(Event):
     error: str
     kind: str = ""
     inputs: str | None = None
+
+
+class AttemptFailed(Event):
+    """One attempt of a step failed and may be retried (`final` when it was the last allowed).
+
+    Logged when the failed attempt was paid for (an answer arrived that was not usable): then `usage` and
+    `cost` say what it consumed, and the fold counts it in the run's spend. An attempt that got no answer
+    (a 429, a timeout) is only announced to listeners."""
+
+    type: Literal["attempt_failed"] = "attempt_failed"
+    key: str
+    service: str
+    attempt: int
+    error: str
+    final: bool = False
+    usage: UsageRecord | None = None
+    cost: float = 0.0
+
+    @field_serializer("usage")
+    def _usage_without_zeros(self, usage: UsageRecord | None) -> dict[str, Any] | None:
+        return None if usage is None else usage.model_dump(exclude_defaults=True) | {"model": usage.model}
 
 
 class Candidate(Event):
@@ -240,7 +265,8 @@ class OtherEvent(Event):
 
 LOGGED_TYPES: dict[str, type[Event]] = {
     cls.model_fields["type"].default: cls
-    for cls in (RunStarted, Step, StepFailure, Candidate, LaneFailed, Ranking, RunFinished, LaneSkipped, FinalCheck)
+    for cls in (RunStarted, Step, StepFailure, AttemptFailed, Candidate, LaneFailed, Ranking, RunFinished, LaneSkipped,
+                FinalCheck)
 }
 
 
@@ -251,7 +277,8 @@ def _tag(value: Any) -> str:
 
 LoggedEvent = Annotated[
     Annotated[RunStarted, Tag("run_started")] | Annotated[Step, Tag("step")]
-    | Annotated[StepFailure, Tag("step_failed")] | Annotated[Candidate, Tag("candidate")]
+    | Annotated[StepFailure, Tag("step_failed")] | Annotated[AttemptFailed, Tag("attempt_failed")]
+    | Annotated[Candidate, Tag("candidate")]
     | Annotated[LaneFailed, Tag("lane_failed")] | Annotated[Ranking, Tag("ranking")]
     | Annotated[RunFinished, Tag("run_finished")] | Annotated[LaneSkipped, Tag("lane_skipped")] | Annotated[FinalCheck, Tag("final_check")]
     | Annotated[OtherEvent, Tag("other")],

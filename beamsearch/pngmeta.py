@@ -1,8 +1,11 @@
-"""Add text chunks to a PNG file without decoding or re-encoding its pixels.
+"""Add text chunks to a PNG file without decoding or re-encoding its pixels, and check a PNG's shape.
 
-A PNG is a signature followed by chunks; text chunks (iTXt, UTF-8) may sit anywhere before IEND. We
-copy every chunk byte for byte, drop old chunks with the same keywords, and insert the new ones before
-IEND, so the image data (IDAT) is untouched.
+A PNG is a signature followed by chunks, the last of which is IEND; text chunks (iTXt, UTF-8) may sit
+anywhere before IEND. We copy every chunk byte for byte, drop old chunks with the same keywords, and
+insert the new ones before IEND, so the image data (IDAT) is untouched.
+
+Answers and run folders are untrusted: a chunk that runs past the end of the data (a truncated file),
+a file without IEND, or bytes after IEND are a `PngError` (a ValueError), never a crash further on.
 """
 
 from __future__ import annotations
@@ -12,23 +15,53 @@ import zlib
 from collections.abc import Iterator
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
+OURS = b"beamsearch:"  # the keyword prefix of the chunks beamsearch writes
+TEXT_KINDS = (b"iTXt", b"tEXt", b"zTXt")
+
+
+class PngError(ValueError):
+    """The data is not a whole, well-formed PNG file."""
 
 
 def is_png(data: bytes) -> bool:
     return data.startswith(SIGNATURE)
 
 
-def _chunks(data: bytes) -> Iterator[tuple[bytes, bytes, bytes]]:
-    """Yield (type, body, raw chunk bytes)."""
+def _spans(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """Yield (type, start, end) of every chunk up to and including IEND, without copying any of it; a
+    PngError if the file is cut short, has no IEND or holds anything after it."""
+    if not is_png(data):
+        raise PngError("not a PNG file")
     position = len(SIGNATURE)
-    while position + 8 <= len(data):
-        (length,) = struct.unpack(">I", data[position:position + 4])
-        kind = data[position + 4:position + 8]
+    while True:
+        if position + 12 > len(data):
+            raise PngError("the PNG file is cut short (it has no IEND chunk)")
+        (length,) = struct.unpack_from(">I", data, position)
+        kind = bytes(data[position + 4:position + 8])
         end = position + 12 + length
         if end > len(data):
-            raise ValueError("truncated PNG chunk")
-        yield kind, data[position + 8:position + 8 + length], data[position:end]
+            raise PngError("the PNG file is cut short (a chunk runs past its end)")
+        yield kind, position, end
         position = end
+        if kind == b"IEND":
+            if position != len(data):
+                raise PngError(f"the PNG file has {len(data) - position} bytes after its IEND chunk")
+            return
+
+
+def _chunks(data: bytes) -> Iterator[tuple[bytes, bytes | memoryview, memoryview]]:
+    """Yield (type, body, raw chunk bytes); text chunks' bodies as bytes, others as views (no copy of the
+    pixels)."""
+    view = memoryview(data)
+    for kind, start, end in _spans(data):
+        body = view[start + 8:end - 4]
+        yield kind, bytes(body) if kind in TEXT_KINDS else body, view[start:end]
+
+
+def check(data: bytes) -> None:
+    """Raise PngError unless `data` is a PNG whose chunks run whole from the signature to a final IEND."""
+    for _ in _spans(data):
+        pass
 
 
 def _itxt(keyword: str, text: str) -> bytes:
@@ -38,12 +71,10 @@ def _itxt(keyword: str, text: str) -> bytes:
 
 def with_text(data: bytes, entries: dict[str, str]) -> bytes:
     """Return the PNG `data` with `entries` stored as iTXt chunks, replacing same-named ones."""
-    if not is_png(data):
-        raise ValueError("not a PNG file")
     keys = {k.encode("latin-1", "replace")[:79] for k in entries}
-    out = [SIGNATURE]
+    out: list[bytes | memoryview] = [SIGNATURE]
     for kind, body, raw in _chunks(data):
-        if kind in (b"iTXt", b"tEXt") and body.split(b"\x00", 1)[0] in keys:
+        if kind in (b"iTXt", b"tEXt") and bytes(body).split(b"\x00", 1)[0] in keys:
             continue
         if kind == b"IEND":
             out.extend(_itxt(k, v) for k, v in entries.items())
@@ -51,9 +82,18 @@ def with_text(data: bytes, entries: dict[str, str]) -> bytes:
     return b"".join(out)
 
 
+def without_ours(data: bytes) -> bytes:
+    """The PNG without the text chunks beamsearch writes (`beamsearch:*`): the bytes the image service
+    sent, so a file in a run folder can be checked against the digest recorded when it arrived."""
+    out: list[bytes | memoryview] = [SIGNATURE]
+    out.extend(raw for kind, body, raw in _chunks(data) if not (kind in TEXT_KINDS and bytes(body).startswith(OURS)))
+    return b"".join(out)
+
+
 def read_text(data: bytes) -> dict[str, str]:
     found: dict[str, str] = {}
     for kind, body, _ in _chunks(data):
+        body = bytes(body)
         if kind == b"iTXt":
             keyword, rest = body.split(b"\x00", 1)
             # compression flag, method, language tag \0, translated keyword \0, text

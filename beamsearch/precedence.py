@@ -180,18 +180,26 @@ def _unless_flagged(sources: dict[str, str], flags: dict[str, Any] | None) -> di
 
 
 def to_yaml(settings: Settings) -> str:
-    return yaml.safe_dump(settings.public_dict(), sort_keys=False, allow_unicode=True)
+    """The settings as YAML (what `beamsearch config` prints); an unset budget says what it comes to."""
+    text = yaml.safe_dump(settings.public_dict(), sort_keys=False, allow_unicode=True)
+    if settings.max_cost_usd is None:
+        budget = settings.budget_usd()
+        meaning = (f"the default budget, ${budget:.2f} (paid providers); --max-cost none lifts it" if budget is not None
+                   else "no budget: the simulator pays nothing")
+        text = text.replace("\nmax_cost_usd: null\n", f"\nmax_cost_usd: null  # {meaning}\n")
+    return text
 
 
 # --- resuming -------------------------------------------------------------------------------------
 
 # Settings that shaped what is already recorded: changing them on resume would make the replayed past
 # disagree with the log. Everything else (limits, budget, iterations, timeouts, retries) only shapes
-# what has not happened yet.
+# what has not happened yet. Endpoints and key variables are not among them: on resume they come from
+# the user's own settings, never from the folder (`endpoints`).
 PAST_KEYS = (
     "prompt", "n", "m", "alpha", "elitism", "seed", "provider",
-    "text.provider", "text.model", "text.base_url", "image.provider", "image.model", "image.base_url",
-    "image.size", "image.quality", "vision.provider", "vision.model", "vision.base_url", "vision.detail",
+    "text.provider", "text.model", "image.provider", "image.model",
+    "image.size", "image.quality", "vision.provider", "vision.model", "vision.detail",
     "vision.vision_max_side", "sim.image_size", "sim.alignment_noise", "sim.aesthetic_noise",
     "alignment", "ranking", "judge_samples", "pairwise.finalists", "pairwise.max_pairs",
     "sim.checklist_noise", "sim.rating_saturation", "sim.pairwise_noise", "sim.pairwise_bias",
@@ -202,6 +210,8 @@ PAST_KEYS = (
 # What a past-shaping setting that a run's recorded settings do not name was when that run was made:
 # runs from before the setting existed resume as they were shaped, not under the new default.
 LEGACY_VALUES: dict[str, Any] = {"variants": None, "rejudge": False, "refine": "alternate"}
+# Settings a resume takes from the user alone: where calls and keys go, and the prices the budget uses.
+USER_KEYS = ("prices",)
 
 
 def get_dotted(data: dict[str, Any], dotted: str) -> Any:
@@ -213,18 +223,34 @@ def get_dotted(data: dict[str, Any], dotted: str) -> Any:
     return node
 
 
+def shaping(settings: Settings | dict[str, Any]) -> dict[str, Any]:
+    """The past-shaping settings' values (what `run_started` records, so an edited run.yaml is caught)."""
+    data = settings.public_dict() if isinstance(settings, Settings) else settings
+    return {key: get_dotted(data, key) for key in PAST_KEYS}
+
+
 def resolve_for_resume(
     recorded: dict[str, Any],
     config_file: Path | None = None,
     flags: dict[str, Any] | None = None,
     environ: dict[str, str] | None = None,
+    trust_endpoints: bool = False,
 ) -> Settings:
-    """The recorded settings < config file < environment < flags, refusing changes to the past."""
+    """The recorded settings < config file < environment < flags, refusing changes to the past; endpoints,
+    key variables and prices from the user's own settings alone (see `endpoints`)."""
+    from beamsearch.endpoints import user_endpoints
+
     recorded = {**{k: v for k, v in LEGACY_VALUES.items() if k not in recorded}, **recorded}
     old = validate(recorded)
     env = os.environ if environ is None else environ
     sources = _unless_flagged(environment_sources(env), flags)
-    new = validate(layered(old.public_dict(), config_file, env, flags), sources)
+    user = layered({}, config_file, env, flags)
+    data = layered(old.public_dict(), config_file, env, flags)
+    for role, chosen in user_endpoints(old.public_dict(), user, trust_endpoints).items():
+        data[role].update(chosen)
+    for key in USER_KEYS:
+        set_dotted(data, key, get_dotted(user, key))
+    new = validate(data, sources)
     before, after = old.public_dict(), new.public_dict()
     changed = [key for key in PAST_KEYS if get_dotted(before, key) != get_dotted(after, key)]
     if changed:

@@ -42,17 +42,6 @@ class StageChanged(Event):
     error: str | None = None
 
 
-class AttemptFailed(Event):
-    """One attempt of a step failed and may be retried (`final` when it was the last allowed)."""
-
-    type: Literal["attempt_failed"] = "attempt_failed"
-    key: str
-    service: str
-    attempt: int
-    error: str
-    final: bool = False
-
-
 class Ranked(Event):
     """After each ranking: the survivors and the best so far."""
 
@@ -99,7 +88,7 @@ class Result(Event):
 
 PROGRESS_TYPES: dict[str, type[Event]] = {
     cls.model_fields["type"].default: cls
-    for cls in (RunOpened, IterationStarted, StageChanged, AttemptFailed, Ranked, PairwiseVerdict, WarningEvent, Stopping, Result)
+    for cls in (RunOpened, IterationStarted, StageChanged, Ranked, PairwiseVerdict, WarningEvent, Stopping, Result)
 }
 
 

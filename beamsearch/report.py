@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from beamsearch.errors import RunFolderError
-from beamsearch.files import atomic_write, reason, shown
+from beamsearch.files import atomic_write, outside_reason, reason, shown
 from beamsearch.report_cards import clamp, esc, family_tree, hero, iteration_section, score
 from beamsearch.report_chart import chart, chart_svg
 from beamsearch.report_style import CSS
@@ -33,8 +33,8 @@ def image_src(path: Any, run_dir: Path | None = None) -> str | None:
     relative = PurePosixPath(path)
     if relative.is_absolute() or ".." in relative.parts or "\\" in path or ":" in path:
         return None
-    if run_dir is not None and not (run_dir / relative).is_file():
-        return None
+    if run_dir is not None and (outside_reason(run_dir, path) is not None or not (run_dir / relative).is_file()):
+        return None  # never a link to a file outside the folder, through a symlink or otherwise
     return esc(quote(relative.as_posix()))
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from beamsearch.errors import RunFolderError
 from beamsearch.eventlog import read_log
-from beamsearch.files import reason, shown
+from beamsearch.files import outside_reason, reason, shown
 from beamsearch.schedule import dimension_of
 from beamsearch.store import LOCK_FILE, RUN_FILE, RunStore, load_run_document
 from beamsearch.summary import build_summary
@@ -36,6 +36,8 @@ def is_locked(path: Path) -> bool:
     import fcntl
 
     lock = Path(path) / LOCK_FILE
+    if outside_reason(Path(path), LOCK_FILE) is not None:  # a symlink out of the folder is no one's lock
+        return False
     try:
         handle = open(lock, encoding="utf-8")  # noqa: SIM115 - closed below; reading never creates the file
     except OSError:

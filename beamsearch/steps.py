@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from beamsearch.errors import CallError, paid
 from beamsearch.events import CHECKLIST_KEY
 from beamsearch.gate import Gate, StepAnswer
 from beamsearch.images import Rendered, RenderSteps
@@ -95,7 +96,8 @@ class Task:
 
 class Steps(RenderSteps):
     def __init__(self, gate: Gate, providers: Providers, templates: Templates, settings: Any, store: RunStore) -> None:
-        super().__init__(gate, providers, store, settings.retries.max_rephrases)
+        super().__init__(gate, providers, store, settings.retries.max_rephrases, settings.image.max_pixels,
+                         judges=2 * settings.judge_samples)
         self.templates = templates
         self.settings = settings
 
@@ -118,11 +120,14 @@ class Steps(RenderSteps):
 
         async def attempt() -> StepAnswer:
             answer = await call(request)  # type: ignore[arg-type]
-            if task.answer is None:
-                result: dict[str, Any] = {"text": clean_text(answer.text, task.task)}
-            else:
-                result = parse_answer(answer.text, task.answer).model_dump()
-            return StepAnswer(task.check(result) if task.check else result, answer.usage, answer.meta)
+            try:
+                if task.answer is None:
+                    result: dict[str, Any] = {"text": clean_text(answer.text, task.task)}
+                else:
+                    result = parse_answer(answer.text, task.answer).model_dump()
+                return StepAnswer(task.check(result) if task.check else result, answer.usage, answer.meta)
+            except CallError as exc:  # an answer that does not fit was paid for all the same
+                raise paid(exc, answer.usage) from None
 
         digests = [self.digests.get(image, "") for image in task.images]
         return await self.gate.call(task.key, service, attempt, inputs=inputs_of(task.task, task.variables, *digests))

@@ -3,7 +3,12 @@
 `events.jsonl` is the source of truth. Each line is flushed the moment its step finishes, and an image
 is written (temp file + rename) before the event that names it, so a crash at any instant leaves a log
 whose every event can be trusted. The run's own writer cuts a torn last line off; readers of someone
-else's run skip it (`eventlog`).
+else's run skip it (`eventlog`). A line that a full disk cut short is cut off again at once, so the log
+stays whole and the run resumable.
+
+A run folder may come from someone else: its own files are opened without following a symlink out of it
+(`files.confined`, O_NOFOLLOW), and everything written is a temp file renamed into place, so a planted
+symlink is replaced, never written through.
 """
 
 from __future__ import annotations
@@ -20,10 +25,10 @@ from typing import IO, Any
 import yaml
 
 from beamsearch import __version__
-from beamsearch.errors import RunFolderError
+from beamsearch.errors import DiskFull, RunFolderError
 from beamsearch.eventlog import EVENTS_FILE, parse_log, read_log_bytes
 from beamsearch.events import Event, NotJson, parse_line
-from beamsearch.files import atomic_write, reason, shown, slug
+from beamsearch.files import atomic_write, confined, is_disk_full, reason, shown, slug, write_all
 from beamsearch.roles import ROLES
 
 LOG_FORMAT = 1
@@ -49,7 +54,7 @@ def check_run_document(document: Any, where: Path) -> dict[str, Any]:
 
 def load_run_document(path: Path) -> dict[str, Any]:
     """Read and check the run.yaml of the run folder `path` (without judging its log format)."""
-    where = Path(path) / RUN_FILE
+    where = confined(Path(path), RUN_FILE)
     try:
         document = yaml.safe_load(where.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
@@ -66,7 +71,7 @@ class RunStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.images_dir = self.path / "images"
-        self._log: IO[str] | None = None
+        self._log: int | None = None  # the log's file descriptor while this process appends to it
         self._lock_handle: IO[str] | None = None
         self.warnings: list[str] = []
 
@@ -95,9 +100,11 @@ class RunStore:
             document = {"format": LOG_FORMAT, "version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                         "settings": settings}
             atomic_write(path / RUN_FILE, yaml.safe_dump(document, sort_keys=False, allow_unicode=True).encode())
-        except OSError as exc:
+        except (OSError, DiskFull) as exc:
             if made:  # a half-made folder would look like a broken run
                 shutil.rmtree(path, ignore_errors=True)
+            if isinstance(exc, DiskFull):
+                raise
             raise RunFolderError(f"Cannot make a run folder in {shown(runs_dir)}: {reason(exc)}.") from None
         return store
 
@@ -135,7 +142,7 @@ class RunStore:
     def read_events(self) -> list[Event]:
         """Every complete event, each checked (a bad one is named by its line). This is the writer's
         reader: a torn last line is cut off with a warning, so the next event starts on a line of its own."""
-        log = self.path / EVENTS_FILE
+        log = confined(self.path, EVENTS_FILE)
         read = parse_log(read_log_bytes(log), log)
         if read.torn_line is not None and read.torn_offset is not None:
             self.warnings.append(f"The last line of {EVENTS_FILE} was cut off (line {read.torn_line}); "
@@ -146,8 +153,11 @@ class RunStore:
     def _truncate(self, keep: int) -> None:
         """Cut the log to its first `keep` bytes (which end with a newline, or are none)."""
         try:
-            with open(self.path / EVENTS_FILE, "r+b") as handle:
-                handle.truncate(keep)
+            fd = os.open(self.path / EVENTS_FILE, os.O_WRONLY | os.O_NOFOLLOW)
+            try:
+                os.ftruncate(fd, keep)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise RunFolderError(f"{shown(self.path / EVENTS_FILE)} cannot be repaired: {reason(exc)}.") from None
 
@@ -155,7 +165,7 @@ class RunStore:
         """Before appending: a last line without its newline (a disk that filled up, an editor) would be
         glued to the next event and make the whole log unreadable. A complete one gets its newline; a
         torn one is cut off, as `read_events` does."""
-        log = self.path / EVENTS_FILE
+        log = confined(self.path, EVENTS_FILE)
         try:
             with open(log, "rb") as handle:
                 if handle.seek(0, os.SEEK_END) == 0:
@@ -179,22 +189,45 @@ class RunStore:
             return
         except ValueError:
             pass  # a whole JSON object that is not a valid event: kept, and named when the log is read
-        with open(log, "ab") as handle:
-            handle.write(b"\n")
+        fd = self._open_log()
+        try:
+            self._write_line(fd, b"")  # the newline the last line lacked
+        finally:
+            os.close(fd)
+
+    def _open_log(self) -> int:
+        """The log opened for appending, never through a symlink."""
+        try:
+            return self._open_log_raw()
+        except OSError as exc:
+            raise RunFolderError(f"Cannot write {shown(self.path / EVENTS_FILE)}: {reason(exc)}.") from None
+
+    def _write_line(self, fd: int, line: bytes) -> None:
+        """Append `line` and its newline with one write; if the disk refuses part of it, cut the log back to
+        where it was, so it never ends in half a line, and say so in one sentence."""
+        start = os.fstat(fd).st_size
+        try:
+            write_all(fd, line + b"\n")
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+            if is_disk_full(exc):
+                raise DiskFull.writing(self.path / EVENTS_FILE, exc) from None
+            raise RunFolderError(f"Cannot write {shown(self.path / EVENTS_FILE)}: {reason(exc)}.") from None
 
     def append(self, event: Event) -> None:
-        """Write one event as one line and flush it: once this returns, a crash cannot lose it."""
+        """Write one event as one line: once this returns, the kernel has it and a crash of the process
+        cannot lose it (written with os.write, unbuffered, so nothing waits in a Python buffer)."""
         if self._log is None:
             self._end_last_line()
-            self._log = open(self.path / EVENTS_FILE, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
-        self._log.write(event.to_line() + "\n")
-        self._log.flush()
+            self._log = self._open_log()
+        self._write_line(self._log, event.to_line().encode("utf-8"))
 
     def close(self) -> None:
         if self._log is not None:
-            self._log.flush()
-            os.fsync(self._log.fileno())
-            self._log.close()
+            with contextlib.suppress(OSError):
+                os.fsync(self._log)
+            os.close(self._log)
             self._log = None
         self.unlock()
 
@@ -213,10 +246,9 @@ class RunStore:
         atomic_write(self.path / name, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode())
 
     def copy_file(self, relative: str, name: str) -> None:
-        source = self.path / relative
-        temp = self.path / f".{name}.tmp"
-        shutil.copyfile(source, temp)
-        os.replace(temp, self.path / name)
+        """Copy the folder's own file `relative` (confined: never one outside) to `name`, atomically."""
+        source = confined(self.path, relative)
+        atomic_write(self.path / name, source.read_bytes())
 
     # --- the lock ---------------------------------------------------------------------------------
 
@@ -225,8 +257,10 @@ class RunStore:
         the caller does it later, with `check_writable()`) make sure this one can write it."""
         import fcntl
 
-        try:
-            handle = open(self.path / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held for the run
+        confined(self.path, LOCK_FILE)  # a planted .lock symlink is named, never opened
+        try:  # never through a symlink: a planted .lock must not make us truncate a file elsewhere
+            fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+            handle = os.fdopen(fd, "a+", encoding="utf-8")
         except OSError as exc:
             raise RunFolderError(f"Cannot write to the run folder {shown(self.path)}: its {LOCK_FILE} cannot be opened "
                                  f"({reason(exc)}).") from None
@@ -258,8 +292,8 @@ class RunStore:
             if self.images_dir.exists() and not self.images_dir.is_dir():
                 raise RunFolderError(f"{shown(self.images_dir)} is a file, not a folder; move it away to continue this run.")
             self.images_dir.mkdir(exist_ok=True)
-            with open(self.path / EVENTS_FILE, "ab"):
-                pass
+            confined(self.path, "images/probe")  # images/ itself must not lead out of the folder
+            os.close(self._open_log_raw())
             fd, probe = tempfile.mkstemp(dir=self.path, prefix=".write-check.", suffix=".tmp")
             os.close(fd)
             os.unlink(probe)
@@ -275,6 +309,9 @@ class RunStore:
         except OSError:
             return False
         return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
+    def _open_log_raw(self) -> int:
+        """Opened for appending, created with the user's umask, never through a symlink (O_NOFOLLOW)."""
+        return os.open(self.path / EVENTS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
 
     def unlock(self) -> None:
         """Release the run, and remove its `.lock` while still holding it (only if it is ours): a process

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from beamsearch.events import PairwiseRecord
+from beamsearch.files import confined, outside_reason
 from beamsearch.roles import ROLES
 from beamsearch.store import RunStore
 from beamsearch.view import RunView, fold
@@ -82,7 +83,7 @@ def build_summary(run_document: dict[str, Any], view: RunView) -> dict[str, Any]
         "failed": [f.model_dump(mode="json") for f in view.failed_lanes.values()],
         "skipped": [f.model_dump(mode="json", exclude={"type", "ts"}) for f in view.skipped_lanes.values()],
         "usage": usage,
-        "cost_usd": round(sum(s["cost_usd"] for s in usage.values()), 6),
+        "cost_usd": round(view.spent, 6),  # the one spend figure: the sum of the log's costs
         "judging": judging["overall"],
     }
 
@@ -139,12 +140,13 @@ def _pairwise_figures(view: RunView, overall: dict[str, Any], per_iteration: dic
                                "first_shown_won": round(first_wins / judged, 4)}
 
 
-def write_derived(store: RunStore) -> dict[str, Any]:
-    """summary.json, best.png and report.html, all rebuilt from the log."""
-    summary = build_summary(store.read_run_file(), fold(store.read_events()))
+def write_derived(store: RunStore, view: RunView | None = None) -> dict[str, Any]:
+    """summary.json, best.png and report.html, all rebuilt from the log (or its fold, `view`)."""
+    summary = build_summary(store.read_run_file(), view if view is not None else fold(store.read_events()))
     store.write_json("summary.json", summary)
     best = summary.get("best")
-    if best and best.get("image") and (store.path / best["image"]).is_file():
+    if best and best.get("image") and outside_reason(store.path, best["image"]) is None \
+            and confined(store.path, best["image"]).is_file():
         store.copy_file(best["image"], f"best{Path(best['image']).suffix}")
     from beamsearch.report import write_report
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from beamsearch.events import Candidate, Event, FinalCheck, Ranking, RunStarted, Step
-from beamsearch.progress import AttemptFailed, IterationStarted, Ranked, StageChanged
+from beamsearch.events import AttemptFailed, Candidate, Event, FinalCheck, Ranking, RunStarted, Step
+from beamsearch.progress import IterationStarted, Ranked, StageChanged
 from beamsearch.stepkeys import parts_of
 from beamsearch.view import RunView
 

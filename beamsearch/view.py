@@ -3,7 +3,8 @@
 Replay (what is recorded, what failed for good, what was spent), `summary.json`, `show`, `list`, the
 report and the live display all read a run through `RunView`, so they agree on what a log means: the
 latest word on a candidate wins (a resume may finish a lane that failed, or judge a redone image anew),
-a redone step's later answer wins, and every answer paid for counts toward the spend.
+a redone step's later answer wins, and every answer paid for counts toward the spend (a usable one in
+its `step`, an unusable one in its logged `attempt_failed`).
 
 The fold is incremental (`apply` one event at a time), so a live reader (the display, the web view)
 keeps the same view up to date as events arrive.
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 
 from beamsearch.events import (
     CHECKLIST_KEY,
+    AttemptFailed,
     Candidate,
     Event,
     FinalCheck,
@@ -26,6 +28,7 @@ from beamsearch.events import (
     RunStarted,
     Step,
     StepFailure,
+    UsageRecord,
 )
 
 
@@ -40,14 +43,24 @@ class ServiceUsage:
     output_tokens: int = 0
     images: int = 0
 
+    highest: float = 0.0  # the most one answer has cost: where a resumed budget's reserve starts
+
     def add(self, step: Step) -> None:
         self.calls += 1
         self.attempts += step.attempts
-        self.cost_usd += step.cost
-        if step.usage is not None:
-            self.input_tokens += step.usage.input_tokens
-            self.output_tokens += step.usage.output_tokens
-            self.images += step.usage.images
+        self._paid(step.cost, step.usage)
+
+    def add_failed(self, attempt: AttemptFailed) -> None:
+        """An answer paid for and thrown away (its attempt is counted by the step that follows, if any)."""
+        self._paid(attempt.cost, attempt.usage)
+
+    def _paid(self, cost: float, usage: UsageRecord | None) -> None:
+        self.cost_usd += cost
+        self.highest = max(self.highest, cost)
+        if usage is not None:
+            self.input_tokens += usage.input_tokens
+            self.output_tokens += usage.output_tokens
+            self.images += usage.images
 
 
 def iteration_of_key(key: str) -> int | None:
@@ -87,6 +100,7 @@ class RunView:
     reason: str = ""
     sessions: int = 0
     last_finish: RunFinished | None = None  # the run_finished of the last session, if it ended with one
+    shaping: dict | None = None  # the past-shaping settings the last session that recorded them followed
     events: int = 0
 
     def apply(self, event: Event) -> None:
@@ -97,6 +111,8 @@ class RunView:
             self._step(event)
         elif isinstance(event, StepFailure):
             self.failures[event.key] = event
+        elif isinstance(event, AttemptFailed) and (event.cost or event.usage is not None):
+            self.usage.setdefault(event.service, ServiceUsage()).add_failed(event)
         elif isinstance(event, Candidate):
             self.candidates[event.id] = event
             self.failed_lanes.pop(event.id, None)
@@ -112,6 +128,8 @@ class RunView:
             self.final = event
         elif isinstance(event, RunStarted):
             self.sessions += 1
+            if event.shaping is not None:
+                self.shaping = event.shaping
             self.status, self.reason, self.last_finish = "running", "", None
         elif isinstance(event, RunFinished):
             self.status, self.reason, self.last_finish = event.status, event.reason, event

@@ -56,7 +56,7 @@ async def _measure(url: str, work: dict[str, tuple[str, dict[str, Any]]], rounds
 
     from beamsearch.providers.openai_clients import new_client
 
-    sdk, bare = new_client(url, "loopback-key"), httpx2.AsyncClient(base_url=url)
+    sdk, bare = new_client(url, "loopback-key")[0], httpx2.AsyncClient(base_url=url)
 
     async def typed(path: str, body: dict[str, Any]) -> Any:
         if path == "/images/generations":

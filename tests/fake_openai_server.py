@@ -30,7 +30,7 @@ from typing import Any
 
 from PIL import Image
 
-FAULTS = ("429", "500", "503", "malformed", "schema", "timeout", "401", "404", "400", "quota")
+FAULTS = ("429", "500", "503", "malformed", "schema", "timeout", "401", "404", "400", "quota", "echo_key")
 
 
 @dataclass
@@ -55,6 +55,10 @@ class FakeConfig:
     image_usage: dict[str, int] = field(default_factory=lambda: {"text": 40, "image_out": 1056})
     omit_usage: bool = False                       # answer without a usage block, as some compatible servers do
     headers: dict[str, str] = field(default_factory=dict)  # sent with every answer (e.g. x-ratelimit-*)
+    image_padding: int = 0                         # bytes of zeros appended to every picture (an oversized answer)
+    image_url_base: str | None = None              # URL answers point here instead of this server (another host)
+    files_status: int | None = None                # GET /files/... answers this status instead of the file
+    redirect_files_to: str | None = None           # GET /files/... redirects (302) to this base URL
 
 
 @dataclass
@@ -74,8 +78,10 @@ class FakeOpenAI:
         self.config = config or FakeConfig()
         self.stats: dict[str, ServiceStats] = defaultdict(ServiceStats)
         self.bodies: list[dict[str, Any]] = []          # every JSON request body (for parameter checks)
+        self.authorizations: list[str] = []             # every Authorization header received (where keys went)
         self.images_checked = 0
         self.files: dict[str, bytes] = {}
+        self.gets: list[str] = []                       # every GET path (image downloads)
         self._forced: dict[str, deque[str]] = defaultdict(deque)
         self._lock = threading.Lock()
         self._arrivals = 0
@@ -267,7 +273,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         owner = self.server_owner
+        with owner._lock:
+            owner.gets.append(self.path)
+        config = owner.config
         name = self.path.rsplit("/", 1)[-1]
+        if config.redirect_files_to is not None:
+            self._send(302, b"", headers={"Location": f"{config.redirect_files_to}/files/{name}"})
+            return
+        if config.files_status is not None:
+            self._error(config.files_status, "the file store is down", "server_error")
+            return
         data = owner.files.get(name)
         if data is None:
             self._error(404, "no such file", "not_found")
@@ -307,6 +322,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, service: str, body: dict[str, Any], stats: ServiceStats) -> None:
         owner, config = self.server_owner, self.server_owner.config
+        with owner._lock:
+            owner.authorizations.append(self.headers.get("Authorization") or "")
         if config.api_key is not None and self.headers.get("Authorization") != f"Bearer {config.api_key}":
             given = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
             masked = given[:3] + "*" * 8 + given[-4:] if len(given) > 8 else "***"
@@ -369,6 +386,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(401, "Incorrect API key provided.", "invalid_request_error", code="invalid_api_key")
         elif fault == "malformed":
             self._send(200, b'{"id": "chatcmpl-broken", "object": "chat.completion", "choices": [{"index": 0, "mess')
+        elif fault == "echo_key":  # a 500 whose message repeats the caller's key, straddling a 240-character cut
+            given = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+            self._error(500, "The server had an error while processing your request. " + "detail " * 24
+                        + f"(credential {given} rejected by the upstream cache).", "server_error")
         elif fault == "timeout":
             time.sleep(config.timeout_sleep)
             self._error(503, "too late", "server_error")
@@ -439,12 +460,13 @@ class _Handler(BaseHTTPRequestHandler):
                         code="unknown_parameter", param="response_format")
             return
         data = owner.paint(prompt) if not broken else b"this is not an image at all"
+        data += b"\x00" * config.image_padding
         item: dict[str, Any] = {}
         if config.image_mode == "url":
             name = f"{hashlib.sha256(data).hexdigest()[:16]}.{config.image_format}"
             with owner._lock:
                 owner.files[name] = data
-            item["url"] = f"http://127.0.0.1:{owner.port}/files/{name}"
+            item["url"] = f"{config.image_url_base or f'http://127.0.0.1:{owner.port}'}/files/{name}"
         else:
             item["b64_json"] = base64.b64encode(data).decode()
         if config.revised_prompt:

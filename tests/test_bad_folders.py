@@ -346,18 +346,27 @@ def test_the_safety_net_lets_ctrl_c_through() -> None:
 # --- 13. advice that resume can follow, and report into a read-only folder ----------------------------
 
 
-def test_resume_of_a_run_saved_without_a_prompt_does_not_advise_a_flag_it_lacks(run_dir) -> None:
+def recorded_as(run_dir: Path, key: str, value) -> None:
+    """A run made with `key: value`: run.yaml and what the log's run_started recorded agree on it (an
+    edit of run.yaml alone is refused, see test_security_endpoints)."""
     document = yaml.safe_load((run_dir / "run.yaml").read_text())
-    document["settings"]["prompt"] = None
+    document["settings"][key] = value
     (run_dir / "run.yaml").write_text(yaml.safe_dump(document))
+    events = [json.loads(line) for line in log_lines(run_dir)]
+    for event in events:
+        if event["type"] == "run_started":
+            event["shaping"][key] = value
+    (run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+
+
+def test_resume_of_a_run_saved_without_a_prompt_does_not_advise_a_flag_it_lacks(run_dir) -> None:
+    recorded_as(run_dir, "prompt", None)
     line = one_sentence(invoke("resume", str(run_dir), "-i", "3"), "without a prompt", "beamsearch run --prompt")
     assert "pass --prompt" not in line
 
 
 def test_resume_without_the_api_key_does_not_advise_the_simulator(run_dir) -> None:
-    document = yaml.safe_load((run_dir / "run.yaml").read_text())
-    document["settings"]["provider"] = "openai"
-    (run_dir / "run.yaml").write_text(yaml.safe_dump(document))
+    recorded_as(run_dir, "provider", "openai")
     line = one_sentence(invoke("resume", str(run_dir), "-i", "3", env={"OPENAI_API_KEY": None}), "OPENAI_API_KEY")
     assert "--provider sim" not in line and "resume again" in line
 

@@ -76,7 +76,7 @@ def test_missing_and_unreadable_files(tmp_path) -> None:
     (["-n", "0"], "Error: -n must be at least 1"),
     (["--alpha", "-0.1"], "Error: --alpha must be between 0 and 1"),
     (["--iterations", "0"], "Error: --iterations must be at least 1"),
-    (["--max-cost", "-1"], "Error: --max-cost should be greater than 0 (got -1.0)."),
+    (["--max-cost", "-1"], "Error: --max-cost must be a number of dollars above 0, or none for no budget (got '-1')."),
 ])
 def test_cli_bad_flags_exit_2_without_traceback_naming_the_flag(tmp_path, args, expected) -> None:
     result = CliRunner().invoke(app, ["run", "--provider", "sim", "--prompt", "x", "--runs-dir", str(tmp_path), *args])

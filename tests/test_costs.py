@@ -126,7 +126,7 @@ def test_pricing_the_model_lets_the_budgeted_run_through_the_check(tmp_path: Pat
 
 async def test_an_unpriced_model_without_a_budget_runs_and_is_named(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """No budget to protect: the run goes on, its unpriced calls cost $0 (no invented number), and the
+    """No budget to protect (lifted with `none`): the run goes on, its unpriced calls cost $0 (no invented number), and the
     run's warnings say the cost leaves that model out, in the wording `estimate` uses."""
     monkeypatch.setenv(KEY_ENV, KEY)
     with FakeOpenAI(FakeConfig(api_key=KEY)) as server:
@@ -134,7 +134,7 @@ async def test_an_unpriced_model_without_a_budget_runs_and_is_named(tmp_path: Pa
                                   "runs_dir": str(tmp_path / "runs"), "text.provider": "openai",
                                   "text.model": "my-local-llm", "text.base_url": server.url,
                                   "text.api_key_env": KEY_ENV, "sim.latency.image.mean": 0,
-                                  "sim.latency.vision.mean": 0}, environ={})
+                                  "sim.latency.vision.mean": 0, "max_cost_usd": "none"}, environ={})
         result = await start_run(settings)
     assert result.exit_code == 0, result.error
     assert server.stats["text"].answered >= 2

@@ -246,7 +246,9 @@ async def test_image_url_answer_is_downloaded_within_the_size_cap(server: FakeOp
     await role.aclose()
     small = image_role(server, model="dall-e-3", max_download_bytes=100)
     too_big = await failure_of(small, ImageRequest(key="k", prompt="a green boat"))
-    assert isinstance(too_big, InvalidAnswer) and "max_download_bytes" in too_big.message
+    # the picture was made and paid for: a download that cannot be had ends the step, not a new picture
+    assert isinstance(too_big, FatalCallError) and "max_download_bytes" in too_big.message
+    assert too_big.usage is not None and too_big.usage.images == 1
     await small.aclose()
 
 

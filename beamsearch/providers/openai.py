@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from beamsearch.costs import typical_usage
-from beamsearch.errors import InvalidAnswer, SettingsError
+from beamsearch.endpoints import host_of
+from beamsearch.errors import CallError, FatalCallError, InvalidAnswer, SettingsError, paid
 from beamsearch.providers.base import ImageRequest, ImageResult, TextRequest, TextResult, Usage, VisionRequest
 from beamsearch.providers.openai_clients import ClientPool, _Shared, new_client, preload, sdk_failures
 from beamsearch.ratelimit import advice_from_headers
@@ -90,10 +91,12 @@ def data_url(path: Path, max_side: int | None) -> str:
     from PIL import Image
 
     with Image.open(io.BytesIO(raw)) as image:
-        image.load()
         too_big = max_side is not None and max(image.size) > max_side
         if not too_big and fmt in MIME:
             return f"data:{MIME[fmt]};base64,{base64.b64encode(raw).decode('ascii')}"
+        if too_big and fmt == "jpeg":
+            image.draft("RGB", (max_side, max_side))  # decode at a fraction of the size: fewer pixels in memory
+        image.load()
         out_fmt = fmt if fmt in PIL_FORMATS else "png"
         if too_big:
             image.thumbnail((max_side, max_side))
@@ -115,7 +118,10 @@ class OpenAIRole:
         self.settings = settings
         self.model: str = settings.model
         self._pool = pool if pool is not None else ClientPool.for_running_loop()
-        self._shared: _Shared | None = self._pool.acquire(settings.base_url, key)
+        from beamsearch.providers.bounded import body_cap
+
+        self._shared: _Shared | None = self._pool.acquire(settings.base_url, key,
+                                                          body_cap(role, settings) if role == "image" else None)
         self.client = self._shared.client
         self._path = PATHS[role]
         self.errors = ErrorMapper(role, settings.model, settings.base_url, settings.api_key_env, key)
@@ -210,25 +216,28 @@ class OpenAIRole:
         choices = field(completion, "choices")
         if not isinstance(choices, list) or not choices:
             raise InvalidAnswer(f"the {self.role} service answered without any choice")
+        result_usage = self._chat_usage(completion, meta)
         message = field(choices[0], "message")
         text = field(message, "content")
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str) or not text.strip():  # an answer all the same: it is paid for
             refusal = field(message, "refusal")
             why = f"refused: {str(refusal)[:120]}" if refusal else f"finish_reason {field(choices[0], 'finish_reason')}"
-            raise InvalidAnswer(f"the {self.role} service gave an empty answer ({why})")
-        usage = field(completion, "usage")
-        if usage is None:  # some compatible servers send none: bill the typical call, never a free one
-            meta["usage_estimated"] = True
-            return TextResult(text=text, usage=typical_usage(self.role, self.model), meta=meta)
-        try:
-            result_usage = Usage(
-                model=self.model,
-                input_tokens=int(field(usage, "prompt_tokens") or 0),
-                output_tokens=int(field(usage, "completion_tokens") or 0),
-            )
-        except (TypeError, ValueError):
-            raise InvalidAnswer(f"the {self.role} service sent a malformed usage block") from None
+            raise InvalidAnswer(f"the {self.role} service gave an empty answer ({why})", usage=result_usage)
         return TextResult(text=text, usage=result_usage, meta=meta)
+
+    def _chat_usage(self, completion: Any, meta: dict[str, Any]) -> Usage:
+        """What a chat answer cost: its usage block, else (some compatible servers send none) the typical
+        call, never a free one."""
+        usage = field(completion, "usage")
+        if usage is None:
+            meta["usage_estimated"] = True
+            return typical_usage(self.role, self.model)
+        try:
+            return Usage(model=self.model, input_tokens=int(field(usage, "prompt_tokens") or 0),
+                         output_tokens=int(field(usage, "completion_tokens") or 0))
+        except (TypeError, ValueError):
+            raise InvalidAnswer(f"the {self.role} service sent a malformed usage block",
+                                usage=typical_usage(self.role, self.model)) from None
 
     async def complete(self, request: TextRequest) -> TextResult:
         return await self._chat(request, request.user)
@@ -238,7 +247,7 @@ class OpenAIRole:
         detail = getattr(self.settings, "detail", "auto")
         try:
             urls = [await asyncio.to_thread(data_url, path, max_side) for path in request.images]
-        except OSError as exc:
+        except Exception as exc:  # a file gone or damaged since it was checked; Pillow raises many types
             raise InvalidAnswer(f"the image to judge cannot be read ({type(exc).__name__})") from None
         content: list[dict[str, Any]] = [{"type": "text", "text": request.user}]
         content += [{"type": "image_url", "image_url": {"url": url, "detail": detail}} for url in urls]
@@ -258,8 +267,29 @@ class OpenAIRole:
         items = field(answer, "data")
         if not isinstance(items, list) or not items:
             raise InvalidAnswer("the image service answered without an image")
-        item = items[0]
+        reported = field(answer, "usage")
+        if reported is None:  # no usage block: bill the typical call (per-image prices included), never $0
+            meta["usage_estimated"] = True
+        try:
+            usage = self._image_usage(reported, len(items))
+        except (TypeError, ValueError):
+            raise InvalidAnswer("the image service sent a malformed usage block",
+                                usage=self._image_usage(None, len(items))) from None
+        try:
+            data, fmt = await self._image_bytes(items[0])
+        except CallError as exc:  # the picture was made, and paid for, whatever became of its bytes
+            raise paid(exc, usage) from None
+        revised = field(items[0], "revised_prompt")
+        return ImageResult(data=data, format=fmt, usage=usage,
+                           revised_prompt=revised if isinstance(revised, str) and revised else None, meta=meta)
+
+    async def _image_bytes(self, item: Any) -> tuple[bytes, str]:
+        """The picture of an answer's item, from its base64 or its URL, and its format."""
         encoded, url = field(item, "b64_json"), field(item, "url")
+        cap = int(getattr(self.settings, "max_download_bytes", 50_000_000))
+        if isinstance(encoded, str) and len(encoded) > cap * 4 // 3 + 4:
+            raise FatalCallError(f"the image service at {host_of(self.settings.base_url)} sent an image larger than "
+                                 f"max_download_bytes ({cap})")
         if isinstance(encoded, str) and encoded:
             try:
                 data = base64.b64decode(encoded, validate=False)
@@ -272,16 +302,7 @@ class OpenAIRole:
         fmt = image_format(data)
         if fmt not in PIL_FORMATS:
             raise InvalidAnswer("the image service sent data that is not a PNG, JPEG or WebP image")
-        revised = field(item, "revised_prompt")
-        reported = field(answer, "usage")
-        if reported is None:  # no usage block: bill the typical call (per-image prices included), never $0
-            meta["usage_estimated"] = True
-        try:
-            usage = self._image_usage(reported, len(items))
-        except (TypeError, ValueError):
-            raise InvalidAnswer("the image service sent a malformed usage block") from None
-        return ImageResult(data=data, format=fmt, usage=usage,
-                           revised_prompt=revised if isinstance(revised, str) and revised else None, meta=meta)
+        return data, fmt
 
     def _image_usage(self, usage: Any, count: int) -> Usage:
         """Token usage when the service reports it (gpt-image-*); else the typical image call's usage, which
@@ -306,27 +327,12 @@ class OpenAIRole:
                      image_input_tokens=image_in, image_output_tokens=image_out, images=count)
 
     async def _download(self, url: str) -> bytes:
-        """Fetch an image answer given as a URL, with the role's timeout and a cap on its size."""
-        import httpx2
+        """Fetch an image answer given as a URL: https (or the endpoint's own host), same-host redirects,
+        the role's timeout and a cap on its size (see `bounded.download`)."""
+        from beamsearch.providers.bounded import download
 
-        if not url.startswith(("http://", "https://")):
-            raise InvalidAnswer("the image service sent a URL that is neither http nor https")
         cap = int(getattr(self.settings, "max_download_bytes", 50_000_000))
-        try:
-            async with httpx2.AsyncClient(timeout=self.settings.timeout, follow_redirects=True) as client:
-                async with client.stream("GET", url) as response:
-                    if response.status_code >= 400:
-                        raise InvalidAnswer(f"downloading the image failed ({response.status_code})")
-                    chunks: list[bytes] = []
-                    size = 0
-                    async for chunk in response.aiter_bytes():
-                        size += len(chunk)
-                        if size > cap:
-                            raise InvalidAnswer(f"the image to download is larger than max_download_bytes ({cap})")
-                        chunks.append(chunk)
-        except httpx2.HTTPError as exc:
-            raise self.errors.map(exc) from None
-        return b"".join(chunks)
+        return await download(url, endpoint=self.settings.base_url, cap=cap, timeout=self.settings.timeout)
 
 
 def build_role(role: str, role_settings: Any) -> OpenAIRole:

@@ -55,19 +55,24 @@ def sdk_failures() -> tuple[type[BaseException], ...]:
 @dataclasses.dataclass
 class _Shared:
     client: Any
+    transport: Any = None  # its `bounded.CappedTransport`, whose image cap the image role sets
     users: int = 0
 
 
-def new_client(base_url: str | None, key: str) -> Any:
-    """An `AsyncOpenAI` client without retries. For a plain-http endpoint its HTTP client gets
-    `verify=None`: httpx2 then hands its connection pool no TLS context, and httpcore2 makes one only if
-    a connection ever needs TLS (a redirect to https), instead of loading the CA bundle up front."""
+def new_client(base_url: str | None, key: str) -> tuple[Any, Any]:
+    """An `AsyncOpenAI` client without retries, and its transport, which caps every answer (`bounded`).
+    For a plain-http endpoint the transport gets `verify=None`: httpx2 then hands its connection pool no
+    TLS context, and httpcore2 makes one only if a connection ever needs TLS (a redirect to https),
+    instead of loading the CA bundle up front."""
     import openai
 
-    http_client = None
-    if base_url is not None and urllib.parse.urlsplit(base_url).scheme == "http":
-        http_client = openai.DefaultAsyncHttpxClient(verify=None)  # type: ignore[arg-type]
-    return openai.AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, http_client=http_client)
+    from beamsearch.endpoints import host_of
+    from beamsearch.providers.bounded import MAX_CHAT_BYTES, CappedTransport, bounded_client
+
+    verify = None if base_url is not None and urllib.parse.urlsplit(base_url).scheme == "http" else True
+    transport = CappedTransport(MAX_CHAT_BYTES, host_of(base_url), verify)
+    http_client = bounded_client(MAX_CHAT_BYTES, base_url, verify, transport)
+    return openai.AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, http_client=http_client), transport
 
 
 class ClientPool:
@@ -91,11 +96,14 @@ class ClientPool:
             pool = cls._by_loop[loop] = cls()
         return pool
 
-    def acquire(self, base_url: str | None, key: str) -> _Shared:
+    def acquire(self, base_url: str | None, key: str, image_cap: int | None = None) -> _Shared:
+        """The client of an endpoint (base URL and key); an image role brings the cap of its answers."""
         ident = (base_url.rstrip("/") if base_url else None, hashlib.sha256(key.encode()).hexdigest())
         shared = self._clients.get(ident)
         if shared is None:
-            shared = self._clients[ident] = _Shared(new_client(base_url, key))
+            shared = self._clients[ident] = _Shared(*new_client(base_url, key))
+        if image_cap is not None:
+            shared.transport.image_cap = image_cap
         shared.users += 1
         return shared
 

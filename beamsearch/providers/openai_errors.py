@@ -4,7 +4,8 @@ The gate decides what to retry from the class of the error alone, so this table 
 for real services is really set: 429 (but not an exhausted quota), 408, 409, 5xx, timeouts, lost
 connections and malformed bodies are transient; 400, 403 and 404 are not; 401 ends the run. A 429
 carries the server's rate-limit headers on the error (`RetryableError.ratelimit`). Every message passes
-through `redact`, because servers echo (parts of) keys back in their error texts.
+through `redact` (before any truncation), because servers echo (parts of) keys back in their error
+texts. A malformed 200 body was an answer all the same: it is billed as a typical call.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import httpx2
 import openai
 import pydantic
 
+from beamsearch.costs import typical_usage
 from beamsearch.errors import (
     AuthError,
     CallError,
@@ -28,20 +30,30 @@ from beamsearch.errors import (
     InvalidAnswer,
     RetryableError,
 )
+from beamsearch.providers.bounded import AnswerTooLarge
 from beamsearch.ratelimit import advice_from_headers
 
 POLICY_CODES = {"content_policy_violation", "moderation_blocked", "content_filter", "safety_violation",
                 "image_generation_user_error"}
 POLICY_WORDS = ("content policy", "safety system", "moderation", "content_policy", "safety_violations")
 KEY_PATTERN = re.compile(r"\b(sk|pk|key)-[A-Za-z0-9_\-*]{6,}")
+BEARER_PATTERN = re.compile(r"(?i)\bbearer\s+\S+")
+# a long run of key characters mixing letters and digits: a key of any vendor's shape (or a request id,
+# which an error message can spare)
+TOKEN_PATTERN = re.compile(r"(?<![A-Za-z0-9_\-])(?=[A-Za-z0-9_\-]*[0-9])(?=[A-Za-z0-9_\-]*[A-Za-z])[A-Za-z0-9_\-]{32,}")
 MAX_DETAIL = 240
+SECRETS: set[str] = set()  # every key value in use by this process's roles (see ErrorMapper)
 
 
-def redact(text: str, secret: str | None) -> str:
-    """Remove the key (and anything that looks like one, e.g. a masked `sk-abc***xyz`) from a message."""
-    if secret:
-        text = text.replace(secret, "[redacted]")
-    return KEY_PATTERN.sub("[redacted]", text)
+def redact(text: str, secret: str | None = None) -> str:
+    """Remove every key in use (the exact values), and anything that looks like one (a masked
+    `sk-abc***xyz`, a bearer token, a long random token), from a message. Done before any truncation,
+    so a key cut in half by it is never half shown."""
+    for value in sorted({secret, *SECRETS} - {None, ""}, key=len, reverse=True):  # type: ignore[arg-type]
+        text = text.replace(value, "[redacted]")
+    text = KEY_PATTERN.sub("[redacted]", text)
+    text = BEARER_PATTERN.sub("Bearer [redacted]", text)
+    return TOKEN_PATTERN.sub("[redacted]", text)
 
 
 def retry_after(headers: Any) -> float | None:
@@ -75,7 +87,7 @@ def server_detail(exc: openai.APIStatusError) -> str:
     message = body.get("message") if isinstance(body, dict) else None
     if not isinstance(message, str) or not message.strip():
         message = str(getattr(exc, "message", "") or "")
-    message = " ".join(message.split())
+    message = redact(" ".join(message.split()))  # before the cut: a key straddling it is never half kept
     return message[:MAX_DETAIL] + ("..." if len(message) > MAX_DETAIL else "")
 
 
@@ -127,6 +139,8 @@ class ErrorMapper:
         self.where = base_url or "the OpenAI API"
         self.key_env = key_env
         self._secret = secret
+        if secret:
+            SECRETS.add(secret)
 
     def _clean(self, text: str) -> str:
         return redact(text, self._secret)
@@ -135,16 +149,21 @@ class ErrorMapper:
         """The CallError that stands for `exc`; the caller raises it `from None` (no SDK chain in logs)."""
         if isinstance(exc, CallError):
             return exc
+        if isinstance(exc, AnswerTooLarge):  # never read whole: what it cost is not known, so bill a typical call
+            return FatalCallError(f"the {self.role} service at {exc.host} sent an answer larger than {exc.cap} bytes; "
+                                  "it was cut off", usage=typical_usage(self.role, self.model))
         if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
             return RetryableError(f"the {self.role} request to {self.where} timed out")
         if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
             return RetryableError(f"cannot reach the {self.role} service at {self.where} (connection failed)")
         if isinstance(exc, openai.APIResponseValidationError):
-            return InvalidAnswer(f"the {self.role} service sent a body that is not a valid answer")
+            return InvalidAnswer(f"the {self.role} service sent a body that is not a valid answer",
+                                 usage=typical_usage(self.role, self.model))
         if isinstance(exc, openai.APIStatusError):
             return self._status(exc)
         if isinstance(exc, json.JSONDecodeError | pydantic.ValidationError | UnicodeDecodeError):
-            return InvalidAnswer(f"the {self.role} service sent a malformed body ({type(exc).__name__})")
+            return InvalidAnswer(f"the {self.role} service sent a malformed body ({type(exc).__name__})",
+                                 usage=typical_usage(self.role, self.model))  # an answer arrived: never free
         if isinstance(exc, openai.OpenAIError):
             return FatalCallError(self._clean(f"the {self.role} call failed: {type(exc).__name__}: {exc}"))
         raise TypeError(f"not a call failure: {type(exc).__name__}")

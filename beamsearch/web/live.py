@@ -87,7 +87,8 @@ class LiveBus:
             return
         if not self._channels or self.run_name is None:
             return
-        if event.type in LOGGED_TYPES:
+        logged = event.type in LOGGED_TYPES and not (event.type == "attempt_failed" and event.usage is None)  # type: ignore[attr-defined]
+        if logged:  # (an attempt that failed is logged only when it was paid for)
             item: Any = WAKE
         elif event.type in LIVE_TYPES:
             item = event.data()
