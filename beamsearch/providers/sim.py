@@ -78,7 +78,7 @@ class Simulator:
         if task == "expand_what":
             return sim_writer.expand_what(v["idea"], rng, llm)
         if task == "expand_how":
-            return sim_writer.expand_how(rng)
+            return sim_writer.avoiding(lambda: sim_writer.expand_how(rng), v.get("avoid"))
         if task == "combine":
             return f"{v['what'].rstrip('. ')}. Style: {v['how'].rstrip('. ')}."
         if task == "rephrase":
@@ -86,7 +86,8 @@ class Simulator:
         if task == "critique":
             return sim_writer.critique(sim_judging.critique_view(v), rng, llm)
         if task == "refine":
-            return sim_writer.refine(v, rng, llm)
+            return sim_writer.avoiding(lambda: sim_writer.refine(v, rng, llm), v.get("avoid"),
+                                       lambda text: sim_writer.vary(v["dimension"], text, rng))
         raise RetryableError(f"the simulator has no answer for the task '{task}'")
 
     # --- ImageModel -------------------------------------------------------------------------------

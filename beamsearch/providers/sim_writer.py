@@ -123,12 +123,14 @@ def _how_suggestions(v: dict[str, Any], rng: random.Random, llm: Any) -> list[st
 
 
 def critique(v: dict[str, Any], rng: random.Random, llm: Any) -> dict[str, Any]:
-    """Suggestions for the active dimension from the judge's answer as written, the prompts and the idea."""
-    what = v["dimension"] == "what"
-    suggestions = _what_suggestions(v, rng, llm) if what else _how_suggestions(v, rng, llm)
+    """Suggestions for the active dimension (or both) from the judge's answer as written, the prompts
+    and the idea."""
+    dimension = v["dimension"]
+    suggestions = (_what_suggestions(v, rng, llm) if dimension in ("what", "both") else []) + \
+        (_how_suggestions(v, rng, llm) if dimension in ("how", "both") else [])
     if not suggestions:
         suggestions.append("keep it, but make it more striking")
-    name = "content" if what else "style"
+    name = {"what": "content", "how": "style"}.get(dimension, "content and style")
     return {"critique": f"The {name} falls short: " + "; ".join(suggestions) + ".", "suggestions": suggestions}
 
 
@@ -167,6 +169,35 @@ def _refine_how(v: dict[str, Any], suggestions: list[str], rng: random.Random, l
     if rng.random() < llm.side_change:
         terms.append(rng.choice(sorted(lang.STYLE_VOCABULARY)))
     return ", ".join(dict.fromkeys(terms)) or "natural light"
+
+
+def vary(dimension: str, text: str, rng: random.Random) -> str:
+    """Another take on a text, as a writer told that a version is taken writes one: a change of its own
+    choosing (a colour, a thing of the scenery, a style term), not an informed improvement."""
+    if dimension == "what":
+        things, scenes = lang.phrases(text), lang.scenes(text)
+        if things and rng.random() < 0.5:
+            victim = rng.randrange(len(things))
+            things[victim] = lang.Phrase(things[victim].noun, rng.choice(lang.COLOUR_NAMES))
+        else:
+            things.append(lang.Phrase(rng.choice(EMBELLISHMENTS), rng.choice((None, *lang.COLOUR_NAMES))))
+        return describe_what(things, scenes)
+    terms = parse_how(text)
+    term = rng.choice(sorted(lang.STYLE_VOCABULARY))
+    terms = [t for t in terms if not same_subject(t, term)] + [term]
+    return ", ".join(dict.fromkeys(terms))
+
+
+def avoiding(write: Any, avoid: Any, change: Any = None, tries: int = 4) -> str:
+    """A text that is none of the versions to `avoid` (when the writer manages within a few tries):
+    written again, or changed by `change`, until it differs."""
+    taken = {" ".join(str(t).casefold().split()).strip(" .") for t in avoid or []}
+    text = write()
+    for _ in range(tries):
+        if " ".join(text.casefold().split()).strip(" .") not in taken:
+            break
+        text = change(text) if change is not None else write()
+    return text
 
 
 def refine(v: dict[str, Any], rng: random.Random, llm: Any) -> str:
