@@ -219,7 +219,9 @@ def resume(
     json_mode: Annotated[bool, typer.Option("--json", help="Write one JSON event per line to stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,
 ) -> None:
-    """Continue a stopped run (or extend a finished one): recorded steps are replayed, never paid twice."""
+    """Continue a stopped run or batch (or extend a finished one): recorded steps are replayed, never paid twice."""
+    if _is_batch(run_dir):
+        return batch_cli.resume(run_dir, iterations, max_cost, config, json_mode, quiet)
     from beamsearch import app as application
 
     # opened (and locked) once, before any display, so that every refusal is a clear sentence
@@ -272,7 +274,9 @@ def show_run(
     run_dir: Annotated[Path, typer.Argument(help="The run folder.")],
     json_mode: Annotated[bool, typer.Option("--json", help="Print the data as one JSON document.")] = False,
 ) -> None:
-    """Summary, the best candidate, its family tree back to iteration 0 and the cost by service."""
+    """Summary, the best candidate, its family tree back to iteration 0 and the cost by service (a batch: each idea)."""
+    if _is_batch(run_dir):
+        return batch_cli.show(run_dir, json_mode)
     from beamsearch import display
     from beamsearch.runs import show_data
 
@@ -308,7 +312,9 @@ def list_runs(
 def report(
     run_dir: Annotated[Path, typer.Argument(help="The run folder.")],
 ) -> None:
-    """(Re)build the run's self-contained report.html from its event log."""
+    """(Re)build the run's self-contained report.html from its event log (a batch: its index.html)."""
+    if _is_batch(run_dir):
+        return batch_cli.report(run_dir)
     from beamsearch.report import write_report
     from beamsearch.runs import open_run, summarize
 
@@ -334,9 +340,12 @@ def estimate(
     judge_samples: SamplesOption = None,
     json_mode: Annotated[bool, typer.Option("--json", help="Print the estimate as one JSON document.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Accepted for symmetry with run; changes nothing.")] = False,
+    batch: Annotated[Path | None, typer.Option("--batch", help="Estimate a batch: every idea of this file, sharing the limits.")] = None,
 ) -> None:
     """Calls per service, a cost range and a time lower bound for a run with these options. Calls nothing."""
     settings = _resolve(config, _flags(**locals()))  # first, while the locals are the options
+    if batch is not None:
+        return batch_cli.estimate(batch, settings, None, json_mode)
     from beamsearch import display
     from beamsearch.estimate import estimate as plan
 
@@ -345,6 +354,15 @@ def estimate(
         _print_json(data)
     else:
         console().print(display.estimate_view(data, settings))
+
+
+def _is_batch(path: Path) -> bool:
+    from beamsearch.batch_store import is_batch
+
+    return is_batch(path)
+
+
+from beamsearch import batch_cli  # noqa: E402 - registers `batch`; it builds on the options above
 
 
 def main() -> None:
