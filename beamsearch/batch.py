@@ -244,11 +244,11 @@ class BatchRunner:
         spent is counted again from its log (the batch counted the figure it knew)."""
         if plan.problem is not None:
             raise RunFolderError(plan.problem)
-        if plan.run_dir is None:
-            assert plan.settings is not None
-            providers = self.providers_for(plan.settings) if self.providers_for else None
-            return app.open_new_run(plan.settings, pieces=Pieces(providers=providers))
         o = self.opened
+        if plan.run_dir is None:
+            settings = o.settings_for(plan.spec)
+            providers = self.providers_for(settings) if self.providers_for else None
+            return app.open_new_run(settings, pieces=Pieces(providers=providers))
         opened = app.open_for_resume(plan.run_dir, o.config_file, o.flags, o.environ)
         known = o.past.get(plan.spec.number, {})
         for service, cost in opened.past.spent_by_service().items():

@@ -217,11 +217,11 @@ def report(path: Path) -> None:
 def estimate(file: Path, settings: Any, concurrency: int | None, json_mode: bool) -> None:
     """`beamsearch estimate --batch FILE`: the whole batch's calls, cost range and time bound."""
     from beamsearch.batch_estimate import estimate_batch, ideas_at_once
-    from beamsearch.batch_file import idea_settings, read_ideas
+    from beamsearch.batch_file import checked_settings, read_ideas
     from beamsearch.batch_open import shared_settings
 
     shared = shared_settings(settings)
-    ideas = [idea_settings(shared, idea, Path(file).name) for idea in read_ideas(file)]
+    ideas = checked_settings(shared, read_ideas(file), Path(file).name)
     data = estimate_batch(shared, ideas, concurrency or ideas_at_once(shared, ideas))
     if json_mode:
         _print_json(data)

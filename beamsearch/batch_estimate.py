@@ -46,7 +46,8 @@ def ideas_at_once(shared: Any, ideas: list[Any]) -> int:
     if not ideas:
         return 1
     latency = latencies(shared)
-    plans = [plan_calls(s) for s in ideas]
+    made: dict[int, CallPlan] = {}  # ideas of equal own settings share one settings object: plan it once
+    plans = [made.get(id(s)) or made.setdefault(id(s), plan_calls(s)) for s in ideas]
     counts = [plan.by_service(fewest=True) for plan in plans]
     work = {s: sum(c[s] for c in counts) * latency[s] / max(capacity(shared, s, latency[s]), 1e-9) for s in ROLES}
     busiest = max(work, key=lambda s: work[s])
@@ -83,12 +84,14 @@ def estimate_batch(shared: Any, ideas: list[Any], concurrency: int) -> dict[str,
     prices = load_prices(shared.prices)
     latency = latencies(shared)
     cache: dict[str, tuple[CallPlan, dict[str, Any], float]] = {}
+    keys: dict[int, str] = {}  # ideas of equal own settings often share one settings object
     plans, seconds = [], []
     calls = dict.fromkeys(ROLES, 0)
     cost = {"low_usd": 0.0, "high_usd": 0.0}
     unpriced: set[str] = set()
     for settings in ideas:  # ideas with the same settings (most of them) share one plan
-        key = json.dumps(settings.model_dump(mode="json", exclude={"prompt", "runs_dir"}), sort_keys=True)
+        key = keys.get(id(settings)) or keys.setdefault(id(settings), json.dumps(
+            settings.model_dump(mode="json", exclude={"prompt", "runs_dir"}), sort_keys=True))
         if key not in cache:
             plan = plan_calls(settings)
             cache[key] = (plan, cost_range(plan, settings, prices), time_lower_bound(plan, settings)["seconds"])

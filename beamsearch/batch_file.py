@@ -140,6 +140,22 @@ def _kind(value: Any) -> str:
     return "an empty item" if value is None else type(value).__name__
 
 
+def checked_settings(shared: Settings, ideas: list[IdeaSpec], source: str) -> list[Settings]:
+    """Every idea's settings checked, one validation per distinct set of own settings: ideas with the same
+    own settings share one object (its prompt is the first such idea's), so checking ten thousand ideas
+    neither takes long nor stays in memory. A run's settings are made when its idea starts (`idea_settings`)."""
+    import json
+
+    made: dict[str, Settings] = {}
+    shared_by_idea = []
+    for idea in ideas:
+        key = json.dumps(idea.settings, sort_keys=True, default=str)
+        if key not in made:
+            made[key] = idea_settings(shared, idea, source)
+        shared_by_idea.append(made[key])
+    return shared_by_idea
+
+
 def idea_settings(shared: Settings, idea: IdeaSpec, source: str) -> Settings:
     """The batch's shared settings, then the idea's own (they win), with its prompt; checked, and named
     by the idea when they are wrong."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from beamsearch import __version__
 from beamsearch.batch_events import BatchView, fold_batch
-from beamsearch.batch_file import IdeaSpec, idea_settings, read_ideas
+from beamsearch.batch_file import IdeaSpec, checked_settings, idea_settings, read_ideas
 from beamsearch.batch_store import BATCH_FILE, BatchDocument, BatchStore
 from beamsearch.config import Settings
 from beamsearch.costs import load_prices
@@ -27,10 +27,9 @@ from beamsearch.templates import Templates
 
 @dataclass
 class IdeaPlan:
-    """What one idea does in this session: start (`run_dir` None, with its `settings`) or resume `run_dir`."""
+    """What one idea does in this session: start in a new run folder (`run_dir` None) or resume `run_dir`."""
 
     spec: IdeaSpec
-    settings: Settings | None = None
     run_dir: Path | None = None
     problem: str | None = None  # why it cannot run (a bad folder named in the log): recorded as a failure
 
@@ -53,6 +52,10 @@ class OpenedBatch:
     @property
     def source(self) -> str:
         return self.document.source or BATCH_FILE
+
+    def settings_for(self, idea: IdeaSpec) -> Settings:
+        """A new run's settings for `idea`, made when it starts (not held for every idea of the batch)."""
+        return idea_settings(self.shared, idea, self.source).model_copy(update={"runs_dir": self.store.path})
 
 
 def preflight(shared: Settings) -> None:
@@ -80,13 +83,13 @@ def open_new_batch(source: Path, settings: Settings, concurrency: int | None = N
     source = Path(source)
     ideas = read_ideas(source)
     shared = shared_settings(settings)
-    per_idea = [idea_settings(shared, idea, source.name) for idea in ideas]  # every mistake before a folder exists
+    per_idea = checked_settings(shared, ideas, source.name)  # every mistake before a folder exists
     preflight(shared)
     document = BatchDocument(source.name, shared.public_dict(), ideas, concurrency, version=__version__)
     store = BatchStore.create(shared.runs_dir, document, now or time.time())
     store.lock()
-    todo = [IdeaPlan(idea, s.model_copy(update={"runs_dir": store.path})) for idea, s in zip(ideas, per_idea, strict=True)]
-    return OpenedBatch(store, document, shared, BatchView(), todo, concurrency or ideas_at_once(shared, per_idea))
+    return OpenedBatch(store, document, shared, BatchView(), [IdeaPlan(idea) for idea in ideas],
+                       concurrency or ideas_at_once(shared, per_idea))
 
 
 def open_batch_for_resume(path: Path, config_file: Path | None = None, flags: dict[str, Any] | None = None,
@@ -103,11 +106,10 @@ def open_batch_for_resume(path: Path, config_file: Path | None = None, flags: di
         shared = shared_settings(resolve_for_resume(document.settings, config_file, flags, environ))
         preflight(shared)
         flags = dict(flags or {})
-        todo, past, per_idea = [], {}, []
+        per_idea = checked_settings(shared, document.ideas, BATCH_FILE)
+        todo, past = [], {}
         for idea in document.ideas:
-            settings = idea_settings(shared, idea, BATCH_FILE).model_copy(update={"runs_dir": store.path})
-            per_idea.append(settings)
-            plan, spent = _plan(store, view, idea, settings, flags.get("iterations"))
+            plan, spent = _plan(store, view, idea, flags.get("iterations"))
             past[idea.number] = spent
             if plan is not None:
                 todo.append(plan)
@@ -119,12 +121,11 @@ def open_batch_for_resume(path: Path, config_file: Path | None = None, flags: di
                        None if environ is None else dict(environ))
 
 
-def _plan(store: BatchStore, view: BatchView, idea: IdeaSpec, settings: Settings,
-          iterations: int | None) -> tuple[IdeaPlan | None, dict[str, float]]:
+def _plan(store: BatchStore, view: BatchView, idea: IdeaSpec, iterations: int | None) -> tuple[IdeaPlan | None, dict[str, float]]:
     """One idea's plan and what it has spent so far (by service), which the batch's budget counts."""
     state = view.ideas.get(idea.number)
     if state is None or state.run is None:
-        return IdeaPlan(idea, settings), {}
+        return IdeaPlan(idea), {}
     finished = state.finished
     if state.status == "done" and finished is not None and (iterations is None or iterations <= finished.iterations_done):
         return None, dict(finished.cost_by_service)

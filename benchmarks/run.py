@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bounds, harness  # noqa: E402
+from benchmarks import batch_scenario, bounds, harness  # noqa: E402
 
 
 @dataclass
@@ -48,12 +48,13 @@ class Profile:
     overhead_shape: tuple[int, int, int] = (256, 16, 4)
     overhead_size: int = 1024
     startup_runs: int = 7
+    smoke: bool = False  # set by quick(): scenarios kept in their own modules shrink too
 
     @classmethod
     def quick(cls) -> Profile:
         return cls(text=0.01, image=0.05, vision=0.02, repeats=1, shapes=[(4, 2, 2)], staged_shape=(4, 2, 2),
                    rate_shape=(4, 2, 2), rate_cases=[(600.0, 0.2)], overhead_shape=(4, 2, 2), overhead_size=64,
-                   startup_runs=1)
+                   startup_runs=1, smoke=True)
 
     def latencies(self) -> dict[str, float]:
         return {"text": self.text, "image": self.image, "vision": self.vision, "jitter": self.jitter}
@@ -302,11 +303,13 @@ def report(results: dict[str, Any]) -> str:
         s = results["startup"]
         lines += [f"Start-up: `{s['command']}` {s['median']:.3f} s median of {len(s['runs'])} "
                   f"(`python -c pass` alone: {s['python_alone']:.3f} s).", ""]
+    if "batch" in results:
+        lines += batch_scenario.report_lines(results["batch"])
     return "\n".join(lines)
 
 
 SCENARIOS = {"efficiency": efficiency, "rate_limited": rate_limited, "staged": streaming_vs_staged,
-             "overhead": overhead, "startup": startup}
+             "overhead": overhead, "startup": startup, "batch": batch_scenario.scenario}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
