@@ -63,3 +63,7 @@ async def test_two_ideas_side_by_side_never_pass_the_shared_image_rpm(server: Fa
     assert min(spans) > period / 2, (min(spans), period)
     # and over the whole batch: no more than the rate allows from the first request to the last
     assert len(starts) <= allowed * ((starts[-1] - starts[0] + 0.5) / period + 1)
+    # the key was used, and written nowhere in the batch folder (batch.yaml holds the variable's name only)
+    files = [p for p in result.path.rglob("*") if p.is_file()]
+    assert len(files) > 10 and not [p for p in files if KEY.encode() in p.read_bytes()]
+    assert KEY_ENV in (result.path / "batch.yaml").read_text()
