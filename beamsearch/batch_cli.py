@@ -120,9 +120,12 @@ def _print_summary(path: Path, json_mode: bool, code: int, summary: dict[str, An
         summary = summary or show_batch(path)
     except Exception:  # a second Ctrl-C may have cut a log short: the resume line is what matters
         return
-    if json_mode:
-        _print_json({"type": "batch_result", "batch_dir": str(path), "exit_code": code,
-                     **{k: summary[k] for k in ("status", "reason", "counts", "cost_usd")}})
+    if json_mode:  # the last line of the stream: one JSON object, like every event before it
+        import json
+
+        typer.echo(json.dumps({"type": "batch_result", "batch_dir": str(path), "exit_code": code,
+                               **{k: summary[k] for k in ("status", "reason", "counts", "cost_usd")}},
+                              ensure_ascii=False))
     else:
         print_batch(summary)
 

@@ -55,6 +55,17 @@ def test_the_example_batch_runs_offline_and_every_command_reads_it(tmp_path: Pat
     assert again.exit_code == 2 and "Every idea of this batch is done" in again.stderr
 
 
+def test_batch_json_writes_only_json_lines_ending_with_the_result(tmp_path: Path) -> None:
+    result = invoke("batch", str(ideas_file(tmp_path, FIVE[:2])), "--provider", "sim", "-n", "3", "-m", "1",
+                    "--iterations", "1", "--runs-dir", str(tmp_path / "runs"), "--json")
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    kinds = [line["type"] for line in lines]
+    assert kinds[0] == "batch_started" and kinds[-2:] == ["batch_finished", "batch_result"]
+    assert kinds.count("idea_started") == kinds.count("idea_finished") == 2
+    assert lines[-1]["exit_code"] == 0 and lines[-1]["counts"]["done"] == 2
+
+
 def test_one_idea_folder_resumes_and_shows_on_its_own(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     assert invoke("batch", str(ideas_file(tmp_path, FIVE[:2])), "--provider", "sim", "-n", "3", "-m", "1",
