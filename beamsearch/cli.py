@@ -7,9 +7,7 @@ Heavy modules (the engine, Pillow, the OpenAI SDK, pydantic) are imported inside
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +16,7 @@ import typer
 
 from beamsearch import __version__
 from beamsearch.choices import AlignmentMethod, ProviderName, RankingMethod
+from beamsearch.cli_session import _drive, _serve_address, console
 from beamsearch.cliapp import Group, fail, guarded, naming_flags, settings_flags
 from beamsearch.terminal import line
 
@@ -48,12 +47,6 @@ def _root(
                                           callback=_version)] = False,
 ) -> None:
     """`--debug` is taken out of the command line before parsing (`cliapp.take_debug`), wherever it is."""
-
-
-def console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")) or None)
 
 
 def _example(*lines: str) -> str:
@@ -87,114 +80,6 @@ def _resolve(config: Path | None, flags: dict[str, Any]) -> Any:
 
     with naming_flags(flags):
         return resolve(config, flags)
-
-
-def _stopping_notice(event: Any) -> None:
-    """Ctrl-C (asyncio.run cancels the run, which logs a resumable stop): say what is happening."""
-    if getattr(event, "type", None) == "stopping":
-        typer.echo("\nStopping: calls in flight cancelled, saving the log (Ctrl-C again to quit at once)...", err=True)
-
-
-def _estimated_seconds(settings: Any) -> list[float] | None:
-    """Seconds per iteration by the estimate, for the live view's time left (None if it cannot say)."""
-    from beamsearch.estimate import plan_calls, time_lower_bound
-
-    try:
-        return [i["seconds"] for i in time_lower_bound(plan_calls(settings), settings)["per_iteration"]]
-    except Exception:  # the estimate is a nicety of the view: a run never fails for it
-        return None
-
-
-def _listeners(settings: Any, json_mode: bool, quiet: bool) -> tuple[list[Any], Any]:
-    from beamsearch import display
-
-    listeners: list[Any] = [_stopping_notice]
-    if json_mode:
-        return [*listeners, display.JsonDisplay()], None
-    if quiet:
-        return listeners, None
-    if sys.stdout.isatty():
-        label = "provider: " + ("simulator (offline; images and scores are simulated)" if settings.provider == "sim"
-                                else "openai-compatible")
-        live = display.LiveDisplay(console(), settings.m, label, settings.iterations, settings.budget_usd(),
-                                   _estimated_seconds(settings))
-        return [*listeners, live], live
-    return [*listeners, display.PlainDisplay()], None
-
-
-def _resume_hint(run_dir: str) -> None:
-    typer.echo(f"Resume with: beamsearch resume {line(shlex.quote(run_dir))}", err=True)
-
-
-def _finish(result: Any, json_mode: bool) -> None:
-    from beamsearch import display
-
-    run_dir = str(result.store.path)
-    for warning in result.warnings:
-        typer.echo(f"Warning: {line(warning)}", err=True)
-    if json_mode:
-        display.JsonDisplay()(display.result_event(result.summary, run_dir, result.exit_code))
-    else:
-        console().print(display.result_table(result.summary, run_dir))
-    if result.error is not None:
-        typer.echo(f"Error: {line(result.error.message)}", err=True)
-        if result.status in ("stopped", "failed"):
-            _resume_hint(run_dir)
-        raise typer.Exit(result.error.exit_code)
-
-
-def _interrupted(run_dir: Path, json_mode: bool) -> None:
-    """After Ctrl-C: the run logged its stop; show where it stands and how to go on, exit 130."""
-    from beamsearch import display
-    from beamsearch.errors import Interrupted
-    from beamsearch.runs import summarize
-
-    try:
-        summary = summarize(run_dir)
-    except Exception:  # a second Ctrl-C may have cut the log short: the resume line is what matters
-        summary = None
-    if summary is not None:
-        if json_mode:
-            display.JsonDisplay()(display.result_event(summary, str(run_dir), Interrupted.exit_code))
-        else:
-            console().print(display.result_table(summary, str(run_dir)))
-    typer.echo("Interrupted.", err=True)
-    _resume_hint(str(run_dir))
-    raise typer.Exit(Interrupted.exit_code)
-
-
-async def _session(opened: Any, listeners: list[Any], serve: str | None) -> Any:
-    """The session, and with `serve` ("HOST:PORT") the live web view in this same process and loop."""
-    from beamsearch import app as application
-
-    if serve is None:
-        return await application.run_opened(opened, listeners)
-    from beamsearch.serve import LiveBus, serving
-
-    host, _, port = serve.rpartition(":")
-    bus = LiveBus()  # attaches itself to the run when the session opens it
-    async with serving(opened.store.path.parent, host or "127.0.0.1", int(port), live_bus=bus) as server:
-        typer.echo(f"Watch it live at {server.run_url(opened.store.path.name)}", err=True)
-        return await application.run_opened(opened, [*listeners, bus])
-
-
-def _drive(opened: Any, json_mode: bool, quiet: bool, serve: str | None = None) -> None:
-    """Run one session of `opened` under the right display, then print the result. Ctrl-C is asyncio.run's
-    own: the first cancels the run (which logs a resumable stop and ends as KeyboardInterrupt here), a
-    second one interrupts at once."""
-    import asyncio
-
-    listeners, live = _listeners(opened.settings, json_mode, quiet)
-    try:
-        with live if live is not None else contextlib.nullcontext():
-            result = asyncio.run(_session(opened, listeners, serve))
-    except KeyboardInterrupt:
-        _interrupted(opened.store.path, json_mode)
-    _finish(result, json_mode)
-
-
-def _serve_address(serve: bool, host: str, port: int) -> str | None:
-    return f"{host}:{port}" if serve else None
 
 
 @app.command(epilog=_example("beamsearch run --provider sim --prompt \"a teal whale under a purple moon\"",
@@ -250,7 +135,9 @@ def resume(
         "--trust-folder-endpoints", help="Send calls (with your keys) to the endpoints the run folder names "
         "when they differ from your settings' (by default such a folder is refused).")] = False,
 ) -> None:
-    """Continue a stopped run (or extend a finished one): recorded steps are replayed, never paid twice."""
+    """Continue a stopped run or batch (or extend a finished one): recorded steps are replayed, never paid twice."""
+    if _is_batch(run_dir):
+        return batch_cli.resume(run_dir, iterations, max_cost, config, json_mode, quiet)
     from beamsearch import app as application
 
     # opened (and locked) once, before any display, so that every refusal is a clear sentence
@@ -309,7 +196,9 @@ def show_run(
     run_dir: RunDirArgument,
     json_mode: Annotated[bool, typer.Option("--json", help="Print the data as one JSON document.")] = False,
 ) -> None:
-    """Summary, the best candidate, its family tree back to iteration 0 and the cost by service."""
+    """Summary, the best candidate, its family tree back to iteration 0 and the cost by service (a batch: each idea)."""
+    if _is_batch(run_dir):
+        return batch_cli.show(run_dir, json_mode)
     from beamsearch import display
     from beamsearch.runs import show_data
 
@@ -346,7 +235,9 @@ def list_runs(
 def report(
     run_dir: RunDirArgument,
 ) -> None:
-    """(Re)build the run's self-contained report.html from its event log."""
+    """(Re)build the run's self-contained report.html from its event log (a batch: its index.html)."""
+    if _is_batch(run_dir):
+        return batch_cli.report(run_dir)
     from beamsearch.report import write_report
     from beamsearch.runs import open_run, summarize
 
@@ -372,9 +263,12 @@ def estimate(
     judge_samples: SamplesOption = None,
     json_mode: Annotated[bool, typer.Option("--json", help="Print the estimate as one JSON document.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Accepted for symmetry with run; changes nothing.")] = False,
+    batch: Annotated[Path | None, typer.Option("--batch", help="Estimate a batch: every idea of this file, sharing the limits.")] = None,
 ) -> None:
     """Calls per service, a cost range and a time lower bound for a run with these options. Calls nothing."""
     settings = _resolve(config, settings_flags(locals()))  # first, while the locals are the options
+    if batch is not None:
+        return batch_cli.estimate(batch, settings, None, json_mode)
     from beamsearch import display
     from beamsearch.estimate import estimate as plan
 
@@ -385,7 +279,13 @@ def estimate(
         console().print(display.estimate_view(data, settings))
 
 
-from beamsearch import cli_serve  # noqa: E402,F401 - registers `serve` on the app
+def _is_batch(path: Path) -> bool:
+    from beamsearch.batch_store import is_batch
+
+    return is_batch(path)
+
+
+from beamsearch import batch_cli, cli_serve  # noqa: E402,F401 - register `batch` and `serve` on the app
 
 
 def main() -> None:

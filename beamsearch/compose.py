@@ -37,7 +37,8 @@ class Pieces:
 
     providers: Providers | None = None
     limiters: dict[str, ServiceLimiter] | None = None
-    budget: Budget | None = None
+    budget: Budget | None = None  # an injected budget already holds this run's past spend (a batch counts every
+    # idea's past once, in its one budget); only a budget built here is given the past from the log
     prices: dict[str, dict[str, float]] | None = None
     wrap_steps: Callable[[Steps], Any] | None = None  # e.g. a benchmark's stage barriers around the real steps
     listeners: list[Listener] = field(default_factory=list)

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from beamsearch.batch_store import is_batch
 from beamsearch.errors import RunFolderError
 from beamsearch.eventlog import read_log
 from beamsearch.files import outside_reason, reason, shown
@@ -95,6 +96,9 @@ class RunInfo:
     created: float | None  # Unix seconds
     iterations_done: int
     problem: str | None = None  # why an 'unreadable' run could not be read
+    kind: str = "run"  # or "batch": a batch folder (beamsearch.batch_index), listed alongside runs
+    ideas: int | None = None  # a batch's ideas, and how many of them are done
+    ideas_done: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,6 +153,8 @@ def _run_info(path: Path) -> RunInfo | None:
     """One line of `list`: None for what is not a run folder; a run whose files cannot be read, for any
     reason, is listed as 'unreadable' with that reason instead of hiding it or stopping the list."""
     try:
+        if is_batch(path):
+            return _batch_info(path)
         if not path.is_dir() or not (path / RUN_FILE).is_file():
             return None
     except OSError as exc:
@@ -170,6 +176,20 @@ def _run_info(path: Path) -> RunInfo | None:
         return _unreadable(path, reason(exc))
     except (KeyError, TypeError, AttributeError, IndexError) as exc:  # a log the checks let through
         return _unreadable(path, f"{type(exc).__name__}: {exc}")
+
+
+def _batch_info(path: Path) -> RunInfo:
+    """A batch folder's line (its ideas done and its spend), or 'unreadable' with the reason."""
+    from beamsearch.batch_index import batch_info
+
+    try:
+        return batch_info(path)
+    except RunFolderError as exc:
+        info = _unreadable(path, exc.message.replace(f"{path}{os.sep}", ""))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        info = _unreadable(path, f"{type(exc).__name__}: {exc}")
+    info.kind = "batch"
+    return info
 
 
 def _unreadable(path: Path, problem: str) -> RunInfo:

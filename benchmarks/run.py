@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bounds, harness, real_path, sdk_overhead  # noqa: E402
+from benchmarks import batch_scenario, bounds, harness, real_path, sdk_overhead  # noqa: E402
 
 
 @dataclass
@@ -57,12 +57,14 @@ class Profile:
     real_side: int = 1024  # photo-weight PNGs of this side (about 1.5 MB at 1024 px)
     default_image: float = 4.0  # image latency of the default-limits case
     cli: str | None = None  # the beamsearch executable the real path runs (default: the one beside Python)
+    smoke: bool = False  # set by quick(): scenarios kept in their own modules shrink too
 
     @classmethod
     def quick(cls) -> Profile:
         return cls(text=0.01, image=0.05, vision=0.02, repeats=1, shapes=[(4, 2, 2)], staged_shape=(4, 2, 2),
                    rate_shape=(4, 2, 2), rate_cases=[(600.0, 0.2)], overhead_shape=(4, 2, 2), overhead_size=64,
-                   startup_runs=1, real_shape=(2, 1, 2), real_side=256, default_image=0.2)
+                   startup_runs=1, real_shape=(2, 1, 2), real_side=256, default_image=0.2,
+                   smoke=True)
 
     def latencies(self) -> dict[str, float]:
         return {"text": self.text, "image": self.image, "vision": self.vision, "jitter": self.jitter}
@@ -327,6 +329,8 @@ def report(results: dict[str, Any]) -> str:
         s = results["startup"]
         lines += [f"Start-up: `{s['command']}` {s['median']:.3f} s median of {len(s['runs'])} "
                   f"(`python -c pass` alone: {s['python_alone']:.3f} s).", ""]
+    if "batch" in results:
+        lines += batch_scenario.report_lines(results["batch"])
     return "\n".join(lines + real_path_report(results))
 
 
@@ -370,7 +374,7 @@ def real_path_report(results: dict[str, Any]) -> list[str]:
 SCENARIOS = {"efficiency": efficiency, "rate_limited": rate_limited, "staged": streaming_vs_staged,
              "overhead": overhead, "startup": startup, "real_path": real_path_scenario,
              "real_path_unshrunk": unshrunk_scenario, "default_limits": real_path.default_limits,
-             "sdk_overhead": sdk_overhead.sdk_overhead}
+             "sdk_overhead": sdk_overhead.sdk_overhead, "batch": batch_scenario.scenario}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
