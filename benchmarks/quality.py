@@ -116,7 +116,10 @@ class BlindCritic:
 def settings_for(root: Path, idea: str, seed: int, flags: dict[str, Any], common: dict[str, Any]) -> Settings:
     base = {"provider": "sim", "prompt": idea, "seed": seed, "runs_dir": str(root),
             "sim.latency.text.mean": 0, "sim.latency.image.mean": 0, "sim.latency.vision.mean": 0}
-    return resolve(None, {**base, **common, **flags}, environ={})
+    settings = resolve(None, {**base, **common, **flags}, environ={})
+    # resolve skips None values (options not given); a top-level setting asked to be null is set here
+    unset = {name: None for name, value in {**common, **flags}.items() if value is None and "." not in name}
+    return Settings.model_validate({**settings.public_dict(), **unset}) if unset else settings
 
 
 def read_events(run_dir: Path) -> list[dict[str, Any]]:
