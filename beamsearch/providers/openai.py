@@ -246,6 +246,13 @@ class OpenAIRole:
         content += [{"type": "image_url", "image_url": {"url": url, "detail": detail}} for url in urls]
         return await self._chat(request, content)
 
+    async def parallelism(self) -> int | None:
+        """How many requests this role's server serves at once, when a local server says so (see
+        `openai_slots`), so that the caller can cap the role's concurrency to it; None when it does not."""
+        from beamsearch.providers.openai_slots import ask_slots
+
+        return await ask_slots(self.client, self.settings.base_url)
+
     # --- images ---------------------------------------------------------------------------------
 
     async def generate(self, request: ImageRequest) -> ImageResult:
