@@ -170,7 +170,8 @@ class RenderSteps:
             self.gate.forfeit(key)  # no picture to judge: its judges' reserve is free again
         if "path" in result:  # the judges' inputs name the picture by its digest, so a new picture is judged anew
             self.digests[result["path"]] = result.get("sha256", "")
-            self.vision.paths[result["path"]] = await workers.run(self.vision.settle, result)
+            known = self.vision.known(result)
+            self.vision.paths[result["path"]] = known or await workers.run(self.vision.settle, result)
         return result
 
     def _save_image(self, candidate_id: str, data: bytes, fmt: str, chunks: dict[str, str]) -> dict[str, Any]:

@@ -89,6 +89,18 @@ class VisionInputs:
         return {"path": name, "sha256": _digest(jpeg), "max_side": self.policy.max_side, "format": "jpeg",
                 "width": width, "height": height}
 
+    def known(self, result: dict[str, Any]) -> str | None:
+        """The path the judges of an image step's result send, when no file needs reading to tell (the
+        picture fits as it is, or its input was made by this process); else None (see `settle`)."""
+        image = str(result["path"])
+        if not self.policy.needed(result.get("format"), (int(result.get("width") or 0), int(result.get("height") or 0))):
+            return image
+        record = result.get("vision")
+        name = input_name(image)
+        with self._lock:
+            fresh = name in self._fresh
+        return name if fresh and isinstance(record, dict) and record.get("path") == name else None
+
     def settle(self, result: dict[str, Any]) -> str:
         """In a worker, for an image step's result (fresh or replayed): the path its judges send, made
         again if the recorded input is missing or not the file recorded."""

@@ -153,11 +153,13 @@ async def test_slots_are_asked_only_of_local_servers_and_any_failure_is_silence(
     assert is_local("http://192.168.1.20:8000/v1") and is_local("http://[::1]:8000/v1")
     assert not is_local("https://api.openai.com/v1") and not is_local("http://gpu-box.example.com/v1")
     assert root_of("http://127.0.0.1:8080/v1/") == "http://127.0.0.1:8080"
-    with FakeOpenAI(FakeConfig(slots=4)) as server:
-        role = build_role("text", RoleSettings(base_url=server.url, api_key_env=KEY_ENV))
-        assert await role.parallelism() == 4
-        server.config.slot_routes = ()
-        assert await role.parallelism() is None  # 501 and 404: it does not say
-        await role.aclose()
-        assert server.probes == ["/slots", "/slots", "/props"]
+    with FakeOpenAI(FakeConfig(slots=4)) as server, FakeOpenAI(FakeConfig(slots=4, slot_routes=())) as silent:
+        text, vision = (build_role(role, RoleSettings(base_url=server.url, api_key_env=KEY_ENV)) for role in ("text", "vision"))
+        assert await asyncio.gather(text.parallelism(), vision.parallelism()) == [4, 4]
+        assert server.probes == ["/slots"], "roles of one endpoint ask it once"
+        quiet = build_role("text", RoleSettings(base_url=silent.url, api_key_env=KEY_ENV))
+        assert await quiet.parallelism() is None  # 501 and 404: it does not say
+        assert silent.probes == ["/slots", "/props"]
+        for role in (text, vision, quiet):
+            await role.aclose()
     assert await ask_slots(object(), "https://api.openai.com/v1") is None  # never asked

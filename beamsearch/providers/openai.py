@@ -251,7 +251,12 @@ class OpenAIRole:
         `openai_slots`), so that the caller can cap the role's concurrency to it; None when it does not."""
         from beamsearch.providers.openai_slots import ask_slots
 
-        return await ask_slots(self.client, self.settings.base_url)
+        shared = self._shared
+        if shared is None:
+            return None
+        if shared.slots is None:  # roles of one endpoint share its answer: the server is asked once
+            shared.slots = asyncio.ensure_future(ask_slots(self.client, self.settings.base_url))
+        return await asyncio.shield(shared.slots)
 
     # --- images ---------------------------------------------------------------------------------
 
