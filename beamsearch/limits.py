@@ -98,6 +98,8 @@ class ServiceLimiter:
         held = False
         while self._advice is not None:
             now = time.monotonic()
+            if now - self._advice.observed_at > RETRY_AFTER_CEILING_S:  # a reset of hours: not worth a hung run
+                break
             since = len(self.starts) - bisect.bisect_right(self.starts, self._advice_since)
             room = admissible(self._advice, self.rpm, since, now)
             if room is None or room > 0:
@@ -128,7 +130,7 @@ class ServiceLimiter:
                 self.in_flight -= 1
 
 
-# The longest pause a server's Retry-After may impose. The advice is followed even when it exceeds
+# The longest pause a server's Retry-After (or its rate-limit advice) may impose. The advice is followed even when it exceeds
 # `backoff_max` (which bounds only our own guesses): retrying sooner than a rate limiter asks earns another
 # 429 and keeps the whole service paused. The ceiling guards against a nonsense value (hours, days) that
 # would hang the run; a run that must wait that long is better stopped and resumed.

@@ -23,7 +23,7 @@ from beamsearch.app import start_run  # noqa: E402
 from beamsearch.config import RoleSettings  # noqa: E402
 from beamsearch.costs import Budget  # noqa: E402
 from beamsearch.gate import Gate, StepAnswer  # noqa: E402
-from beamsearch.limits import RetryPolicy, ServiceLimiter  # noqa: E402
+from beamsearch.limits import RETRY_AFTER_CEILING_S, RetryPolicy, ServiceLimiter  # noqa: E402
 from beamsearch.precedence import resolve  # noqa: E402
 from beamsearch.providers.base import TextRequest  # noqa: E402
 from beamsearch.providers.openai import build_role  # noqa: E402
@@ -102,6 +102,19 @@ async def test_advice_never_lifts_the_configured_rate() -> None:
     await asyncio.gather(*(one() for _ in range(3)))
     gaps = [b - a for a, b in zip(limiter.starts, limiter.starts[1:], strict=False)]
     assert len(gaps) == 2 and min(gaps) >= 0.49
+
+
+async def test_advice_of_an_hours_long_reset_holds_no_longer_than_a_retry_after_may() -> None:
+    limiter = ServiceLimiter("text", 8, None)
+    given = time.monotonic() - RETRY_AFTER_CEILING_S - 1
+    limiter.advise(RateAdvice(limit=None, remaining=0, reset_s=3600.0, observed_at=given), given)  # none left for an hour
+
+    async def one() -> None:
+        async with limiter.slot():
+            pass
+
+    await asyncio.wait_for(one(), 5)
+    assert limiter.held_by_server == 0 and len(limiter.starts) == 1
 
 
 # --- queue time and the server's slots -------------------------------------------------------------
