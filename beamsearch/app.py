@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from beamsearch import __version__
-from beamsearch.compose import Listener, Pieces, Session, build_providers, compose
+from beamsearch.compose import Listener, Pieces, Session, build_providers, compose, fit_to_servers
 from beamsearch.config import Settings
 from beamsearch.costs import budget_reached, load_prices
 from beamsearch.engine import Outcome
@@ -192,6 +192,7 @@ async def run_session(session: Session) -> RunResult:
                                        providers=session.providers.labels, spent_usd=round(session.past.spent, 6),
                                        shaping=shaping(session.settings)))
     try:
+        await fit_to_servers(session.providers, session.gate.limiters, session.recorder.bus.publish)
         outcome, error, status, reason = await _search(session)
         await asyncio.to_thread(report.close)  # the last mid-run page is written before the final one
     except asyncio.CancelledError:

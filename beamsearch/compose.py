@@ -8,6 +8,7 @@ pass them in `Pieces` instead of patching anything.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from beamsearch.events import Candidate, Event
 from beamsearch.gate import Gate
 from beamsearch.judging import judging_settings
 from beamsearch.limits import RetryPolicy, ServiceLimiter
+from beamsearch.progress import WarningEvent
 from beamsearch.providers.base import Providers
 from beamsearch.roles import ROLES, billed_model
 from beamsearch.steps import Steps
@@ -79,6 +81,22 @@ def build_limiters(settings: Settings) -> dict[str, ServiceLimiter]:
     """One limiter per service, shared by every call of that service in this process."""
     return {role: ServiceLimiter(role, getattr(settings.limits, role).concurrency, getattr(settings.limits, role).rpm,
                                  settings.limits.window_s) for role in ROLES}
+
+
+async def fit_to_servers(providers: Providers, limiters: dict[str, ServiceLimiter], notify: Listener) -> None:
+    """Cap each role's concurrency to what its server says it serves at once (`parallelism()`, which a
+    provider may offer: a local one-slot server queues the rest, and their wait in its queue would count
+    against their timeouts). The cap is only ever lowered; roles on one server are capped each."""
+    roles = [(role, getattr(providers, role)) for role in ROLES]
+    asks = [(role, model.parallelism) for role, model in roles if callable(getattr(model, "parallelism", None))]
+    answers = await asyncio.gather(*(ask() for _, ask in asks))
+    for (role, _), slots in zip(asks, answers, strict=True):
+        limiter = limiters.get(role)
+        if slots is not None and limiter is not None and slots < limiter.concurrency:
+            notify(WarningEvent(message=f"The {role} server serves {slots} request{'s' if slots != 1 else ''} at "
+                                f"once, so at most {slots} {role} call{'s' if slots != 1 else ''} will run at once "
+                                f"(limits.{role}.concurrency is {limiter.concurrency})."))
+            limiter.narrow(slots)
 
 
 def search_settings(settings: Settings) -> SearchSettings:

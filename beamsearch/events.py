@@ -89,7 +89,8 @@ class Step(Event):
     usage: UsageRecord | None = None
     cost: float = 0.0
     attempts: int = 1
-    elapsed: float = 0.0
+    elapsed: float = 0.0  # seconds from the call to its answer, less `waited` (retries and backoff included)
+    waited: float = 0.0  # seconds its attempts queued at beamsearch's own limiter (0 in old logs)
     meta: dict[str, Any] = Field(default_factory=dict)
     inputs: str | None = None  # a fingerprint of what the step was asked (None in old logs)
 

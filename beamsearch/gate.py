@@ -37,6 +37,7 @@ from beamsearch.errors import (
 from beamsearch.events import AttemptFailed, Event, Step, StepFailure, UsageRecord
 from beamsearch.limits import RetryPolicy, ServiceLimiter
 from beamsearch.providers.base import Usage
+from beamsearch.ratelimit import RateAdvice
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Call:
     estimate: float  # this call's own reserve
     ahead: list[float]  # the reserves of the judges that must follow it (an image), held as a pledge
     attempt: Attempt
+    waited: float = 0.0  # seconds its attempts queued at our own limiter (not the server's time)
 
 
 class Gate:
@@ -161,9 +163,11 @@ class Gate:
         self.budget.observe(service, live.model, cost)
         if live.ahead:
             self.budget.hold(lane, live.ahead)  # still reserved: now the pledge of this picture's judges
+        waited = round(live.waited, 4)
         step = Step(key=key, service=service, result=answer.result,
-                    usage=UsageRecord(**answer.usage.to_dict()) if answer.usage else None, cost=cost,
-                    attempts=number, elapsed=round(time.monotonic() - started, 4), meta=answer.meta, inputs=inputs)
+                    usage=UsageRecord(**answer.usage.to_dict()) if answer.usage else None, cost=cost, attempts=number,
+                    elapsed=round(time.monotonic() - started - waited, 4), waited=waited, meta=answer.meta,
+                    inputs=inputs)
         self._record(step)
         self.recorded[key] = step
         return answer.result
@@ -251,12 +255,20 @@ class Gate:
     async def _attempt(self, live: Call, number: int) -> StepAnswer:
         """One attempt: reserve budget, wait for the service's limiter, call. On success the reservation
         is settled by the caller; on a failure it is released here, or settled at the real cost of an
-        answer that arrived and was not usable (and that cost is logged)."""
+        answer that arrived and was not usable (and that cost is logged).
+
+        The attempt's timeout starts once the limiter has let it through: time queued at our own limiter
+        is not the server's (it is added to `live.waited`, which the step records apart). The server's
+        rate-limit advice, on an answer or on a 429, goes back to the limiter."""
         held, pledged = self._admit(live, number)
         waiting = not pledged
         service = live.service
+        queued = time.monotonic()
+        began: float | None = None
         try:
             async with live.limiter.slot():
+                began = time.monotonic()
+                live.waited += began - queued
                 if waiting:
                     waiting = False
                     held = self._recheck(live, held)
@@ -264,15 +276,11 @@ class Gate:
                     raise self.stop_reason
                 self.attempts[service] += 1
                 self.live_calls[service] += 1
-                limit = self.timeouts.get(service)
-                if limit is None:
-                    answer = await live.attempt()
-                else:
-                    try:
-                        answer = await asyncio.wait_for(live.attempt(), limit)
-                    except TimeoutError:
-                        raise RetryableError(f"no whole answer within {limit:g} s") from None
+                answer = await self._timed(live)
+            live.limiter.advise(RateAdvice.from_meta(answer.meta.get("ratelimit"), time.monotonic()), began)
         except RetryableError as exc:
+            if began is not None:
+                live.limiter.advise(exc.ratelimit, began)
             self._failed(live, number, exc, held, final=number >= self.policy.max_attempts)
             raise
         except (AuthError, BeamsearchError) as exc:
@@ -288,6 +296,16 @@ class Gate:
             if waiting:  # it never started: a cancellation while it waited for the limiter
                 self.budget.unwait(held)
         return answer
+
+    async def _timed(self, live: Call) -> StepAnswer:
+        """The call itself, within the service's timeout (the longest one attempt may take)."""
+        limit = self.timeouts.get(live.service)
+        if limit is None:
+            return await live.attempt()
+        try:
+            return await asyncio.wait_for(live.attempt(), limit)
+        except TimeoutError:
+            raise RetryableError(f"no whole answer within {limit:g} s") from None
 
     def _failed(self, live: Call, number: int, exc: BaseException, held: float, final: bool) -> None:
         """A failed attempt: its reservation released, or settled at the cost of the answer it threw away;

@@ -1,6 +1,6 @@
 """The image steps: generate a picture (rephrasing a prompt refused for content policy), check it,
-label it and write it to the run folder, and remember its digest so that its judges' fingerprints name
-the very picture they judged.
+label it and write it to the run folder, make its one vision input (`vision_inputs`), and remember its
+digest so that its judges' fingerprints name the very picture they judged.
 
 A picture is checked before anything else touches it: its bytes must be what its format says (magic
 bytes), whole (a PNG's chunks up to a final IEND, a JPEG's end marker, a WebP's RIFF size), and no larger
@@ -10,7 +10,6 @@ it arrived, is redone. A bad picture fails its lane at worst, never the run."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 from collections.abc import Awaitable, Callable
@@ -20,13 +19,14 @@ from typing import Any
 
 from PIL import Image
 
-from beamsearch import pngmeta
+from beamsearch import pngmeta, workers
 from beamsearch.errors import BeamsearchError, CallError, ContentPolicyError, InvalidAnswer, StepFailed, paid
 from beamsearch.files import atomic_write, confined
 from beamsearch.gate import Gate, StepAnswer
 from beamsearch.providers.base import ImageRequest, Providers
 from beamsearch.stepkeys import inputs_of, key_of
 from beamsearch.store import RunStore
+from beamsearch.vision_inputs import VisionInputs, VisionPolicy
 
 MAX_IMAGE_PIXELS = 16_777_216  # the default of image.max_pixels: 4096 x 4096
 SUFFIXES = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
@@ -113,7 +113,7 @@ class RenderSteps:
     """Image generation through the gate, and the files it leaves in the run folder."""
 
     def __init__(self, gate: Gate, providers: Providers, store: RunStore, max_rephrases: int,
-                 max_pixels: int = MAX_IMAGE_PIXELS, judges: int = 2) -> None:
+                 max_pixels: int = MAX_IMAGE_PIXELS, judges: int = 2, vision: VisionPolicy | None = None) -> None:
         self.gate = gate
         self.providers = providers
         self.store = store
@@ -121,6 +121,7 @@ class RenderSteps:
         self.max_pixels = max_pixels
         self.judges = judges  # vision calls that judge each picture: reserved with it (see costs)
         self.digests: dict[str, str] = {}  # image path -> digest of the bytes the provider returned
+        self.vision = VisionInputs(store.path, vision or VisionPolicy(None, enabled=False))
 
     async def render_with(self, iteration: int, lane: str, candidate_id: str, prompt: str, labels: dict[str, str],
                           rephrase: Rephrase) -> Rendered:
@@ -151,14 +152,11 @@ class RenderSteps:
             chunks = {"beamsearch:id": candidate_id, "beamsearch:prompt": prompt, "beamsearch:step": key, **labels}
             if answer.revised_prompt:
                 chunks["beamsearch:revised_prompt"] = answer.revised_prompt
-            # decoding the header and writing the file block: off the event loop, so other lanes go on
+            # checking, writing and shrinking the picture: in the picture pool, so other lanes go on
             try:
-                width, height, path, digest = await asyncio.to_thread(self._save_image, candidate_id, answer.data,
-                                                                      answer.format, chunks)
+                result = await workers.run(self._save_image, candidate_id, answer.data, answer.format, chunks)
             except (CallError, BeamsearchError) as exc:  # a bad picture, a full disk: it was paid for all the same
                 raise paid(exc, answer.usage) from None
-            result: dict[str, Any] = {"path": path, "format": answer.format, "width": width, "height": height,
-                                      "sha256": digest}
             if answer.revised_prompt:
                 result["revised_prompt"] = answer.revised_prompt
             return StepAnswer(result, answer.usage, answer.meta)
@@ -172,22 +170,27 @@ class RenderSteps:
             self.gate.forfeit(key)  # no picture to judge: its judges' reserve is free again
         if "path" in result:  # the judges' inputs name the picture by its digest, so a new picture is judged anew
             self.digests[result["path"]] = result.get("sha256", "")
+            known = self.vision.known(result)
+            self.vision.paths[result["path"]] = known or await workers.run(self.vision.settle, result)
         return result
 
-    def _save_image(self, candidate_id: str, data: bytes, fmt: str,
-                    chunks: dict[str, str]) -> tuple[int, int, str, str]:
-        """Check the image, label a PNG with its text chunks, write it atomically:
-        (width, height, path, digest of the bytes as the provider sent them)."""
+    def _save_image(self, candidate_id: str, data: bytes, fmt: str, chunks: dict[str, str]) -> dict[str, Any]:
+        """Check the image, label a PNG with its text chunks, write it atomically, make its vision input:
+        the image step's result (the digest is of the bytes as the provider sent them)."""
         width, height = check_image(data, fmt, self.max_pixels)
         digest = digest_of(data, fmt)
-        if fmt == "png":
-            data = pngmeta.with_text(data, chunks)  # checked whole above, so this cannot fail
-        return width, height, self.store.write_image(candidate_id, data, fmt), digest
+        labelled = pngmeta.with_text(data, chunks) if fmt == "png" else data  # checked whole above: cannot fail
+        path = self.store.write_image(candidate_id, labelled, fmt)
+        result: dict[str, Any] = {"path": path, "format": fmt, "width": width, "height": height, "sha256": digest}
+        made = self.vision.make(path, data, fmt, (width, height))
+        if made is not None:
+            result["vision"] = made
+        return result
 
     async def annotate(self, image: str, entries: dict[str, str]) -> None:
         """Store scores in the PNG's text chunks (no pixel re-encode); other formats are left as they are.
-        The rewrite runs in a worker thread: file I/O on the event loop would delay every other lane."""
-        await asyncio.to_thread(self._annotate, confined(self.store.path, image), entries)
+        The rewrite runs in the picture pool: file I/O on the event loop would delay every other lane."""
+        await workers.run(self._annotate, confined(self.store.path, image), entries)
 
     @staticmethod
     def _annotate(path: Path, entries: dict[str, str]) -> None:

@@ -12,7 +12,7 @@ of the answer, and hands it on in two places: a successful result's `meta["ratel
 `RetryableError.ratelimit` attribute (the `RateAdvice` itself). Nothing here sleeps or keeps state: the
 limiter that uses the advice owns the clock and the count of starts.
 
-How a limiter is meant to use it (the wiring belongs to the gate/limiter, not to providers):
+How the limiter uses it (`limits.ServiceLimiter.advise`, fed by the gate; never by providers):
 
     advice = RateAdvice.from_meta(result.meta.get("ratelimit"), observed_at=time.monotonic())  # or
     advice = error.ratelimit                                        # on a RetryableError from a 429

@@ -34,6 +34,7 @@ from beamsearch.schemas import (
 from beamsearch.stepkeys import inputs_of, key_of, sample_key
 from beamsearch.store import RunStore
 from beamsearch.templates import Templates
+from beamsearch.vision_inputs import vision_policy
 
 __all__ = ["Critique", "Judgement", "Rendered", "Steps", "inputs_of", "key_of"]
 
@@ -97,7 +98,7 @@ class Task:
 class Steps(RenderSteps):
     def __init__(self, gate: Gate, providers: Providers, templates: Templates, settings: Any, store: RunStore) -> None:
         super().__init__(gate, providers, store, settings.retries.max_rephrases, settings.image.max_pixels,
-                         judges=2 * settings.judge_samples)
+                         judges=2 * settings.judge_samples, vision=vision_policy(settings))
         self.templates = templates
         self.settings = settings
 
@@ -112,8 +113,9 @@ class Steps(RenderSteps):
                               schema_name=task.task, temperature=task.temperature)
         if task.images:
             service = "vision"
-            request: TextRequest = VisionRequest(**request_fields,
-                                                 images=tuple(self.store.path / image for image in task.images))
+            # every judge of a picture sends its one vision input (made when the picture landed)
+            request: TextRequest = VisionRequest(**request_fields, images=tuple(
+                self.store.path / self.vision.path_for(image) for image in task.images))
             call = self.providers.vision.judge
         else:
             service, request, call = "text", TextRequest(**request_fields), self.providers.text.complete

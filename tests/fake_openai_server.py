@@ -9,6 +9,10 @@ from the request.
 
 Faults are configured on `FakeConfig`: every `fail_every`-th request (in arrival order, across services)
 gets the next fault of `fault_cycle`; `queue_fault` forces faults on the next requests of a service.
+`rate_limit` makes it a rate-limited service as OpenAI's is (a token bucket per service, refilled at
+`rate_limit` per minute, each answer carrying `x-ratelimit-*` headers, a 429 when it is empty), and
+`slots` a local server with that many slots (llama.cpp: requests beyond them wait in the server's queue,
+and `GET /slots` and `GET /props` say how many there are).
 Per service it counts requests, faults and answers, and records the start time of every request and the
 largest number in flight at once, so tests can check the client's concurrency cap and request rate from
 the server's side. It runs in a thread (`ThreadingHTTPServer`), so it works under any event loop.
@@ -59,6 +63,10 @@ class FakeConfig:
     image_url_base: str | None = None              # URL answers point here instead of this server (another host)
     files_status: int | None = None                # GET /files/... answers this status instead of the file
     redirect_files_to: str | None = None           # GET /files/... redirects (302) to this base URL
+    rate_limit: int | None = None                  # requests per minute per service (token bucket), headers sent
+    rate_tokens: float | None = None               # tokens in each bucket at the start (default: full)
+    slots: int | None = None                       # requests served at once; the rest queue in the server
+    slot_routes: tuple[str, ...] = ("slots", "props")  # which of llama.cpp's GET /slots, /props answer
 
 
 @dataclass
@@ -82,8 +90,11 @@ class FakeOpenAI:
         self.images_checked = 0
         self.files: dict[str, bytes] = {}
         self.gets: list[str] = []                       # every GET path (image downloads)
+        self.probes: list[str] = []                     # every GET of /slots or /props (what a local server serves)
         self._forced: dict[str, deque[str]] = defaultdict(deque)
         self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}  # service -> (tokens, when last refilled)
+        self._slots: threading.Semaphore | None = None
         self._arrivals = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -144,6 +155,30 @@ class FakeOpenAI:
             cycle = self.config.fault_cycle
             return cycle[(number // every - 1) % len(cycle)]
         return None
+
+    def take_token(self, service: str) -> tuple[bool, dict[str, str]]:
+        """Whether the service's bucket lets this request through, and the rate-limit headers to send."""
+        limit = self.config.rate_limit
+        if limit is None:
+            return True, {}
+        per_second = limit / 60.0
+        with self._lock:
+            now = time.monotonic()
+            start = float(limit if self.config.rate_tokens is None else self.config.rate_tokens)
+            tokens, then = self._buckets.get(service, (start, now))
+            tokens = min(float(limit), tokens + (now - then) * per_second)
+            allowed = tokens >= 1
+            tokens -= 1 if allowed else 0
+            self._buckets[service] = (tokens, now)
+        return allowed, {"x-ratelimit-limit-requests": str(limit), "x-ratelimit-remaining-requests": str(int(tokens)),
+                         "x-ratelimit-reset-requests": f"{(limit - tokens) / per_second:.3f}s"}
+
+    def slot_gate(self) -> threading.Semaphore | None:
+        """The server's slots (made on first use, so tests may set `slots` after starting it)."""
+        with self._lock:
+            if self._slots is None and self.config.slots is not None:
+                self._slots = threading.Semaphore(self.config.slots)
+            return self._slots
 
     def total_requests(self) -> int:
         return sum(s.requests for s in self.stats.values())
@@ -258,7 +293,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        for name, value in {**self.server_owner.config.headers, **(headers or {})}.items():
+        extra = getattr(self, "request_headers", {})
+        for name, value in {**self.server_owner.config.headers, **extra, **(headers or {})}.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
@@ -273,9 +309,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         owner = self.server_owner
+        config = owner.config
+        route = self.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        if route in ("slots", "props") and not self.path.startswith("/files/"):
+            with owner._lock:
+                owner.probes.append(self.path)
+            if config.slots is None or route not in config.slot_routes:
+                self._error(501 if route == "slots" else 404, "This server does not support slots.", "not_supported")
+            elif route == "slots":  # llama.cpp: one object per slot
+                self._json(200, [{"id": i, "id_task": -1, "is_processing": False} for i in range(config.slots)])
+            else:
+                self._json(200, {"total_slots": config.slots, "model_path": "fake.gguf"})
+            return
         with owner._lock:
             owner.gets.append(self.path)
-        config = owner.config
         name = self.path.rsplit("/", 1)[-1]
         if config.redirect_files_to is not None:
             self._send(302, b"", headers={"Location": f"{config.redirect_files_to}/files/{name}"})
@@ -336,18 +383,31 @@ class _Handler(BaseHTTPRequestHandler):
             stats.faults["param"] += 1
             self._error(400, refusal[0], "invalid_request_error", code=refusal[2], param=refusal[1])
             return
+        allowed, self.request_headers = owner.take_token(service)
+        if not allowed:
+            stats.faults["ratelimit"] += 1
+            self._error(429, "Rate limit reached for requests. Please try again later.", "requests",
+                        code="rate_limit_exceeded")
+            return
         fault = owner._choose_fault(service)
         if fault is not None:
             stats.faults[fault] += 1
             if self._inject(fault, service):
                 return
-        delay = config.latency.get(service, 0.0)
-        if delay:
-            time.sleep(delay)
-        if service == "image":
-            self._image(body, stats, broken=fault == "schema")
-        else:
-            self._chat(service, body, stats, schema_fault=fault == "schema")
+        slots = owner.slot_gate()
+        if slots is not None:
+            slots.acquire()  # a one-slot server queues what it cannot serve yet
+        try:
+            delay = config.latency.get(service, 0.0)
+            if delay:
+                time.sleep(delay)
+            if service == "image":
+                self._image(body, stats, broken=fault == "schema")
+            else:
+                self._chat(service, body, stats, schema_fault=fault == "schema")
+        finally:
+            if slots is not None:
+                slots.release()
 
     def _parameter_refusal(self, body: dict[str, Any]) -> tuple[str, str | None, str | None] | None:
         config = self.server_owner.config

@@ -37,13 +37,13 @@ from beamsearch.errors import CallError, FatalCallError, InvalidAnswer, Settings
 from beamsearch.providers.base import ImageRequest, ImageResult, TextRequest, TextResult, Usage, VisionRequest
 from beamsearch.providers.openai_clients import ClientPool, _Shared, new_client, preload, sdk_failures
 from beamsearch.ratelimit import advice_from_headers
+from beamsearch.shrink import MIME, fits, to_jpeg
 
 __all__ = ["ClientPool", "OpenAIRole", "build_role", "data_url", "image_format", "new_client", "preload"]
 
 MAX_ADAPTATIONS = 4
 RENAMES = {"max_completion_tokens": "max_tokens", "max_tokens": "max_completion_tokens"}
 PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
-MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
 OPTIONAL = {"temperature", "max_tokens", "max_completion_tokens", "response_format"}
 PATHS = {"text": "/chat/completions", "vision": "/chat/completions", "image": "/images/generations"}
 
@@ -80,31 +80,24 @@ def image_format(data: bytes) -> str | None:
 
 
 def data_url(path: Path, max_side: int | None) -> str:
-    """An image file as a data URL, shrunk so its longer side is at most `max_side`, in its own format.
+    """An image file as a data URL, sent as it is when its longer side is within `max_side` and vision
+    models take its format (a prepared vision input always is: it is read, never decoded), else shrunk
+    to a JPEG (see `beamsearch.shrink`).
 
     Vision models bill and slow down by image size, and the judge does not need more pixels than its
-    `detail` level looks at. Formats a vision model may not accept are sent as PNG."""
+    `detail` level looks at."""
     raw = Path(path).read_bytes()
     fmt = image_format(raw)
-    if max_side is None and fmt in MIME:
+    if fmt in MIME and max_side is None:
         return f"data:{MIME[fmt]};base64,{base64.b64encode(raw).decode('ascii')}"
     from PIL import Image
 
-    with Image.open(io.BytesIO(raw)) as image:
-        too_big = max_side is not None and max(image.size) > max_side
-        if not too_big and fmt in MIME:
-            return f"data:{MIME[fmt]};base64,{base64.b64encode(raw).decode('ascii')}"
-        if too_big and fmt == "jpeg":
-            image.draft("RGB", (max_side, max_side))  # decode at a fraction of the size: fewer pixels in memory
-        image.load()
-        out_fmt = fmt if fmt in PIL_FORMATS else "png"
-        if too_big:
-            image.thumbnail((max_side, max_side))
-        if out_fmt == "jpeg" and image.mode not in ("RGB", "L"):
-            image = image.convert("RGB")
-        buffer = io.BytesIO()
-        image.save(buffer, PIL_FORMATS[out_fmt])
-    return f"data:{MIME[out_fmt]};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
+    with Image.open(io.BytesIO(raw)) as image:  # the header alone: its size
+        size = image.size
+    if fits(fmt, size, max_side):
+        return f"data:{MIME[str(fmt)]};base64,{base64.b64encode(raw).decode('ascii')}"
+    jpeg, _ = to_jpeg(raw, max_side or max(size))
+    return f"data:image/jpeg;base64,{base64.b64encode(jpeg).decode('ascii')}"
 
 
 class OpenAIRole:
@@ -252,6 +245,18 @@ class OpenAIRole:
         content: list[dict[str, Any]] = [{"type": "text", "text": request.user}]
         content += [{"type": "image_url", "image_url": {"url": url, "detail": detail}} for url in urls]
         return await self._chat(request, content)
+
+    async def parallelism(self) -> int | None:
+        """How many requests this role's server serves at once, when a local server says so (see
+        `openai_slots`), so that the caller can cap the role's concurrency to it; None when it does not."""
+        from beamsearch.providers.openai_slots import ask_slots
+
+        shared = self._shared
+        if shared is None:
+            return None
+        if shared.slots is None:  # roles of one endpoint share its answer: the server is asked once
+            shared.slots = asyncio.ensure_future(ask_slots(self.client, self.settings.base_url))
+        return await asyncio.shield(shared.slots)
 
     # --- images ---------------------------------------------------------------------------------
 

@@ -57,6 +57,7 @@ class _Shared:
     client: Any
     transport: Any = None  # its `bounded.CappedTransport`, whose image cap the image role sets
     users: int = 0
+    slots: Any = None  # the asking of the server's slot count (`openai_slots`): once per endpoint
 
 
 def new_client(base_url: str | None, key: str) -> tuple[Any, Any]:
