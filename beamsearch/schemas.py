@@ -114,14 +114,3 @@ def parse_answer(text: str, model: type[BaseModel]) -> BaseModel:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "answer"
         raise InvalidAnswer(f"the answer does not fit its schema ({where}: {first['msg']})") from None
-
-
-def clean_text(text: str | None, what: str) -> str:
-    """A free-text answer with quotes and a leading label removed; empty is invalid."""
-    cleaned = (text or "").strip().strip('"').strip()
-    for label in ("WHAT:", "HOW:", "Prompt:", "PROMPT:"):
-        if cleaned.startswith(label):
-            cleaned = cleaned[len(label):].strip()
-    if not cleaned:
-        raise InvalidAnswer(f"the {what} answer is empty")
-    return cleaned

@@ -33,7 +33,7 @@ from typing import Any
 
 from beamsearch.costs import typical_usage
 from beamsearch.endpoints import host_of
-from beamsearch.errors import CallError, FatalCallError, InvalidAnswer, SettingsError, paid
+from beamsearch.errors import AnswerCutOff, CallError, FatalCallError, InvalidAnswer, SettingsError, paid
 from beamsearch.providers.base import ImageRequest, ImageResult, TextRequest, TextResult, Usage, VisionRequest
 from beamsearch.providers.openai_clients import ClientPool, _Shared, new_client, preload, sdk_failures
 from beamsearch.ratelimit import advice_from_headers
@@ -41,6 +41,7 @@ from beamsearch.ratelimit import advice_from_headers
 __all__ = ["ClientPool", "OpenAIRole", "build_role", "data_url", "image_format", "new_client", "preload"]
 
 MAX_ADAPTATIONS = 4
+MAX_REASONING_ROOM = 16_000  # the most tokens of thinking room a role adds to an answer's own limit
 RENAMES = {"max_completion_tokens": "max_tokens", "max_tokens": "max_completion_tokens"}
 PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
@@ -128,6 +129,7 @@ class OpenAIRole:
         self.dropped: set[str] = set()
         self.renamed: dict[str, str] = {}
         self.refused: set[str] = set()
+        self.reasoning_room = 0  # tokens this role's model was seen to spend thinking (see `_chat_usage`)
 
     async def aclose(self) -> None:
         shared, self._shared = self._shared, None
@@ -199,10 +201,11 @@ class OpenAIRole:
     # --- chat (text and vision) -----------------------------------------------------------------
 
     async def _chat(self, request: TextRequest, content: Any) -> TextResult:
+        limit = request.max_output_tokens + self.reasoning_room
         params: dict[str, Any] = {
             "model": self.model,
             "messages": [{"role": "system", "content": request.system}, {"role": "user", "content": content}],
-            "max_completion_tokens": request.max_output_tokens,
+            "max_completion_tokens": limit,
         }
         temperature = request.temperature if request.temperature is not None else self.settings.temperature
         if temperature is not None:
@@ -219,25 +222,36 @@ class OpenAIRole:
         result_usage = self._chat_usage(completion, meta)
         message = field(choices[0], "message")
         text = field(message, "content")
+        finish = field(choices[0], "finish_reason")
         if not isinstance(text, str) or not text.strip():  # an answer all the same: it is paid for
+            if finish == "length":
+                raise AnswerCutOff(f"the {self.role} service's answer was cut off at the length limit ({limit} "
+                                   "tokens) before any text", usage=result_usage)
             refusal = field(message, "refusal")
-            why = f"refused: {str(refusal)[:120]}" if refusal else f"finish_reason {field(choices[0], 'finish_reason')}"
+            why = f"refused: {str(refusal)[:120]}" if refusal else f"finish_reason {finish}"
             raise InvalidAnswer(f"the {self.role} service gave an empty answer ({why})", usage=result_usage)
-        return TextResult(text=text, usage=result_usage, meta=meta)
+        return TextResult(text=text, usage=result_usage, meta=meta,
+                          finish_reason=finish if isinstance(finish, str) else None)
 
     def _chat_usage(self, completion: Any, meta: dict[str, Any]) -> Usage:
         """What a chat answer cost: its usage block, else (some compatible servers send none) the typical
-        call, never a free one."""
+        call, never a free one. Reasoning tokens it reports teach the role how much room its model needs
+        to think (`reasoning_room`, added to every later answer's limit)."""
         usage = field(completion, "usage")
         if usage is None:
             meta["usage_estimated"] = True
             return typical_usage(self.role, self.model)
         try:
-            return Usage(model=self.model, input_tokens=int(field(usage, "prompt_tokens") or 0),
-                         output_tokens=int(field(usage, "completion_tokens") or 0))
+            reasoning = int(field(field(usage, "completion_tokens_details"), "reasoning_tokens") or 0)
+            counted = Usage(model=self.model, input_tokens=int(field(usage, "prompt_tokens") or 0),
+                            output_tokens=int(field(usage, "completion_tokens") or 0))
         except (TypeError, ValueError):
             raise InvalidAnswer(f"the {self.role} service sent a malformed usage block",
                                 usage=typical_usage(self.role, self.model)) from None
+        if reasoning > 0:
+            meta["reasoning_tokens"] = reasoning
+            self.reasoning_room = min(MAX_REASONING_ROOM, max(self.reasoning_room, reasoning * 3 // 2))
+        return counted
 
     async def complete(self, request: TextRequest) -> TextResult:
         return await self._chat(request, request.user)
