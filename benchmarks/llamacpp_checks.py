@@ -47,7 +47,7 @@ def check_json_schema(base: str, model: str, idea: str) -> dict[str, Any]:
     """beamsearch's checklist request with its strict schema, judged by beamsearch's own validation."""
     from beamsearch.errors import InvalidAnswer
     from beamsearch.judging import validate_checklist
-    from beamsearch.schemas import ChecklistAnswer, parse_answer, strict_json_schema
+    from beamsearch.schemas import ChecklistAnswer, keywords_of, parse_answer, strict_json_schema
     from beamsearch.templates import Templates
 
     system, user = Templates().render("checklist", {"idea": idea})
@@ -75,21 +75,6 @@ def check_json_schema(base: str, model: str, idea: str) -> dict[str, Any]:
                  f"status {status}, JSON {'parses' if parsed else 'does not parse'}, {verdict} "
                  f"(finish_reason {choice.get('finish_reason')!r}, {seconds:.1f} s)",
                  schema_keywords=sorted(keywords_of(schema)), answer=text[:600])
-
-
-def keywords_of(node: Any) -> set[str]:
-    """The JSON-schema keywords used anywhere in a schema (property names excluded)."""
-    if isinstance(node, list):
-        return set().union(*(keywords_of(n) for n in node)) if node else set()
-    if not isinstance(node, dict):
-        return set()
-    found = {k for k in node if k != "properties"}
-    for key, value in node.items():
-        if key == "properties" and isinstance(value, dict):
-            found |= set().union(*(keywords_of(v) for v in value.values())) if value else set()
-        else:
-            found |= keywords_of(value)
-    return found
 
 
 def task_of(key: str) -> str:

@@ -400,7 +400,8 @@ class _Handler(BaseHTTPRequestHandler):
                     "Use 'max_completion_tokens' instead.", "max_tokens", "unsupported_parameter")
         if config.reject_max_completion_tokens and "max_completion_tokens" in body:
             return ("Unrecognized request argument supplied: max_completion_tokens", None, None)
-        spec = (body.get("response_format") or {}).get("json_schema") or {}
+        response_format = body.get("response_format")
+        spec = (response_format.get("json_schema") or {}) if isinstance(response_format, dict) else {}
         for keyword in config.refuse_keywords:  # worded as OpenAI's strict structured outputs word it
             where = _keyword_path(spec.get("schema"), keyword)
             if where is not None:

@@ -4,9 +4,9 @@ Each role has its own settings (model, base_url, key variable, timeout), so text
 local OpenAI-compatible server while images come from a hosted one; roles that name the same endpoint
 share one client (`openai_clients.ClientPool`). The SDK's own retries are off: the gate retries, with limits shared across lanes. Every SDK
 failure is translated by `openai_errors` into the error vocabulary the gate understands. A model that
-refuses a parameter (`temperature` on reasoning models, `max_tokens` versus `max_completion_tokens`,
-`response_format` on some local servers) is asked again at once without it, and the refusal is
-remembered for that model, so it costs one extra request per model rather than a failed step.
+refuses a parameter or a keyword of the answer's JSON schema is asked again at once without it, and the
+refusal is remembered for that model (`openai_adapt`), so it costs one extra request per model rather
+than a failed step. A reasoning model's thinking room is learned the same way (`_chat_usage`).
 
 Requests go through the client's public `post(path, body=..., cast_to=httpx2.Response)`: the answer's
 JSON is read once into plain data (the SDK's typed models would be built and thrown away), and its
@@ -35,6 +35,7 @@ from beamsearch.costs import typical_usage
 from beamsearch.endpoints import host_of
 from beamsearch.errors import AnswerCutOff, CallError, FatalCallError, InvalidAnswer, SettingsError, paid
 from beamsearch.providers.base import ImageRequest, ImageResult, TextRequest, TextResult, Usage, VisionRequest
+from beamsearch.providers.openai_adapt import Adaptations
 from beamsearch.providers.openai_clients import ClientPool, _Shared, new_client, preload, sdk_failures
 from beamsearch.ratelimit import advice_from_headers
 
@@ -42,10 +43,8 @@ __all__ = ["ClientPool", "OpenAIRole", "build_role", "data_url", "image_format",
 
 MAX_ADAPTATIONS = 4
 MAX_REASONING_ROOM = 16_000  # the most tokens of thinking room a role adds to an answer's own limit
-RENAMES = {"max_completion_tokens": "max_tokens", "max_tokens": "max_completion_tokens"}
 PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
-OPTIONAL = {"temperature", "max_tokens", "max_completion_tokens", "response_format"}
 PATHS = {"text": "/chat/completions", "vision": "/chat/completions", "image": "/images/generations"}
 
 
@@ -126,39 +125,13 @@ class OpenAIRole:
         self.client = self._shared.client
         self._path = PATHS[role]
         self.errors = ErrorMapper(role, settings.model, settings.base_url, settings.api_key_env, key)
-        self.dropped: set[str] = set()
-        self.renamed: dict[str, str] = {}
-        self.refused: set[str] = set()
+        self.adaptations = Adaptations()  # what this role's model refused, left out from then on
         self.reasoning_room = 0  # tokens this role's model was seen to spend thinking (see `_chat_usage`)
 
     async def aclose(self) -> None:
         shared, self._shared = self._shared, None
         if shared is not None:
             await self._pool.release(shared)
-
-    def _adapt(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Apply what earlier refusals taught us about this model."""
-        adapted = {}
-        for name, value in params.items():
-            name = self.renamed.get(name, name)
-            if name not in self.dropped:
-                adapted[name] = value
-        return adapted
-
-    def _learn(self, exc: BaseException, params: dict[str, Any], sent: dict[str, Any]) -> str | None:
-        """If `exc` refuses an optional parameter we sent, remember to rename or drop it; say what changed."""
-        from beamsearch.providers.openai_errors import rejected_parameter
-
-        name = rejected_parameter(exc, {n for n in sent if n in OPTIONAL})
-        if name is None:
-            return None
-        self.refused.add(name)
-        original = next((k for k in params if self.renamed.get(k, k) == name), name)
-        if name in RENAMES and RENAMES[name] not in self.refused:
-            self.renamed[original] = RENAMES[name]
-            return f"{name} -> {RENAMES[name]}"
-        self.dropped.add(name)
-        return f"dropped {name}"
 
     async def _post(self, body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         """One request: the answer's JSON as plain data, and what its headers tell (rate-limit advice,
@@ -184,11 +157,11 @@ class OpenAIRole:
         learned: list[str] = []
         failures = sdk_failures()
         for _ in range(MAX_ADAPTATIONS + 1):
-            sent = self._adapt(params)
+            sent = self.adaptations.adapt(params)
             try:
                 answer, meta = await self._post(sent)
             except failures as exc:
-                change = self._learn(exc, params, sent)
+                change = self.adaptations.learn(exc, params, sent)
                 if change is None:
                     raise self.errors.map(exc) from None
                 learned.append(change)
