@@ -217,7 +217,7 @@ async def run_session(session: Session) -> RunResult:
         error, status = error if isinstance(error, DiskFull) else exc, "stopped"
         summary = build_summary(session.store.read_run_file(), fold(session.store.read_events()))
     return RunResult(session.store, outcome, summary, status, error, session.gate, session.providers,
-                     list(session.store.warnings))
+                     [*session.store.warnings, *summary.get("warnings", [])])
 
 
 async def _search(session: Session) -> tuple[Outcome | None, BeamsearchError | None, str, str]:

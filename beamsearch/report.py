@@ -110,6 +110,7 @@ def render_report(summary: dict[str, Any], run_dir: Path) -> str:
     sim_note = ""
     if "sim" in (summary.get("provider") or {}).values():
         sim_note = '<div class="sim">Simulator run: images and scores are simulated offline.</div>'
+    warnings = "".join(f'<div class="warning">{esc(w)}</div>' for w in summary.get("warnings") or [])
     ranked = {it["iteration"]: it for it in summary.get("iterations", [])}
     iterations_seen = sorted({c.get("iteration", 0) for c in candidates.values()}
                              | {f.get("iteration", 0) for f in failed.values()} | set(ranked))
@@ -126,6 +127,7 @@ def render_report(summary: dict[str, Any], run_dir: Path) -> str:
 <h1>beamsearch report</h1>
 <div class="prompt">{clamp(prompt, quotes=("“", "”"))}</div>
 {sim_note}
+{warnings}
 {_facts(summary)}
 <h2>Best image</h2>
 {hero(best, image_src(best.get("image"), run_dir) if best else None)}

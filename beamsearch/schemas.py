@@ -34,8 +34,9 @@ def text(most: int, least: int = 0, description: str | None = None, default: Any
 def items(most: int, least: int = 0, description: str | None = None) -> Any:
     """A list field whose schema says `maxItems` (and `minItems`); validation, as for `text`, refuses only
     too few (a model asked for a list that never closes it would otherwise write until its token limit)."""
-    return Field(default_factory=list, min_length=least or None, description=description,
-                 json_schema_extra={"maxItems": most})
+    if least:  # a list that must hold something must be given
+        return Field(min_length=least, description=description, json_schema_extra={"maxItems": most})
+    return Field(default_factory=list, description=description, json_schema_extra={"maxItems": most})
 
 
 Short = Annotated[str, Field(json_schema_extra={"maxLength": 160})]

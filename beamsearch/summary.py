@@ -85,6 +85,7 @@ def build_summary(run_document: dict[str, Any], view: RunView) -> dict[str, Any]
         "usage": usage,
         "cost_usd": round(view.spent, 6),  # the one spend figure: the sum of the log's costs
         "judging": judging["overall"],
+        "warnings": [view.fallback.message] if view.fallback is not None else [],
     }
 
 
@@ -95,6 +96,8 @@ def judging_figures(settings: dict[str, Any], view: RunView, candidates: dict[st
         "alignment": settings.get("alignment", "rating"), "ranking": settings.get("ranking", "scores"),
         "judge_samples": settings.get("judge_samples", 1), "checklist": view.checklist,
     }
+    if view.fallback is not None:
+        overall["alignment_fallback"] = view.fallback.message
     per_iteration: dict[int, dict[str, Any]] = {}
     done = [c for c in candidates.values() if c.get("status") == "done"]
     spreads = {judge: [c["judge_spread"][judge] for c in done if judge in (c.get("judge_spread") or {})]

@@ -123,3 +123,7 @@ def test_old_float_weights_still_read_and_a_zero_weight_is_refused() -> None:
     assert parse_answer(json.dumps({"questions": [{**question, "weight": 2.5}]}), ChecklistAnswer).questions[0].weight == 2.5
     with pytest.raises(Exception, match="greater than 0"):
         parse_answer(json.dumps({"questions": [{**question, "weight": 0}]}), ChecklistAnswer)
+    from beamsearch.schemas import CritiqueAnswer
+
+    with pytest.raises(Exception, match="suggestions: Field required"):  # a list that must hold something
+        parse_answer('{"critique": "More contrast."}', CritiqueAnswer)
