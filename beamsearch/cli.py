@@ -275,13 +275,17 @@ def _check_resumable(run_dir: Path, settings: Any) -> None:
     if not settings.prompt:
         raise RunFolderError(f"{run_dir} was saved without a prompt, so it cannot be resumed; "
                              "start a new run with beamsearch run --prompt \"your idea\".")
+    from beamsearch.endpoints import MissingKey, role_key
     from beamsearch.roles import ROLES
 
     for role in ROLES:
-        env = getattr(settings, role).api_key_env
-        if settings.role_provider(role) != "sim" and not os.environ.get(env, "").strip():
+        if settings.role_provider(role) == "sim":
+            continue
+        try:
+            role_key(getattr(settings, role))
+        except MissingKey as missing:
             raise SettingsError(f"Resuming this run needs an API key for its {role} role in the environment variable "
-                                f"{env}, which is not set; set it and resume again (a run keeps its provider).")
+                                f"{missing}, which is not set; set it and resume again (a run keeps its provider).") from None
 
 
 @app.command("config", epilog=_example("beamsearch config --config configs/default.yaml"))

@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from beamsearch.choices import AlignmentMethod, ProviderName, RankingMethod
+from beamsearch.endpoints import NO_KEY
 from beamsearch.lengths import TASKS_OF_ROLE
 from beamsearch.roles import ROLES
 from beamsearch.sim_settings import SimSettings
@@ -51,7 +52,8 @@ class RoleSettings(Strict):
     provider: ProviderName | None = Field(None, description="overrides the top-level provider for this role")
     model: str = "gpt-5.4-mini"
     base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str = Field("OPENAI_API_KEY", description="the environment variable holding the key; none for a "
+                             "server without keys (no key is sent; an unset variable on a loopback endpoint sends none too)")
     timeout: float = Field(60.0, gt=0)
     temperature: float | None = Field(None, ge=0, le=2)
     latency_s: float | None = Field(None, gt=0, description="typical seconds of one call, for `estimate`; unset = "
@@ -78,14 +80,17 @@ class RoleSettings(Strict):
     @classmethod
     def _a_variable_name(cls, value: str) -> str:
         """The key itself pasted here would be written to run.yaml and shown by `config`: refuse it, and
-        never repeat it in the message."""
+        never repeat it in the message. `none` says the server needs no key (none is sent)."""
+        if isinstance(value, str) and value.strip().lower() == NO_KEY:
+            return NO_KEY
         if looks_like_key(value):
             raise PydanticCustomError(SECRET_ERROR, "looks like an API key, not a variable name: it must name the "
                                       "environment variable that holds the key (like OPENAI_API_KEY), never the key "
                                       "itself")
         if not ENV_NAME.fullmatch(value):
             raise PydanticCustomError(SECRET_ERROR, "must name an environment variable (letters, digits and "
-                                      "underscores, not starting with a digit), like OPENAI_API_KEY")
+                                      "underscores, not starting with a digit), like OPENAI_API_KEY, or be none "
+                                      "for a server without keys")
         return value
 
 

@@ -26,13 +26,12 @@ import binascii
 import dataclasses
 import io
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from beamsearch.costs import typical_usage
-from beamsearch.endpoints import host_of
+from beamsearch.endpoints import MissingKey, host_of, role_key
 from beamsearch.errors import AnswerCutOff, CallError, FatalCallError, InvalidAnswer, SettingsError, paid
 from beamsearch.providers.base import ImageRequest, ImageResult, TextRequest, TextResult, Usage, VisionRequest
 from beamsearch.providers.openai_adapt import Adaptations
@@ -48,15 +47,17 @@ MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "
 PATHS = {"text": "/chat/completions", "vision": "/chat/completions", "image": "/images/generations"}
 
 
-def api_key(role: str, env: str) -> str:
-    """The key for `role`, read from its environment variable; a clear SettingsError when it is missing."""
-    value = os.environ.get(env, "").strip()
-    if not value:
+def api_key(role: str, settings: Any) -> str | None:
+    """The key for `role` from its environment variable, or None for a keyless server (`api_key_env:
+    none`, or an unset variable on a loopback endpoint: see `endpoints.role_key`); a clear SettingsError
+    when a key is needed and missing."""
+    try:
+        return role_key(settings)
+    except MissingKey:
         raise SettingsError(
-            f"The {role} role needs an API key in the environment variable {env}, which is not set: "
-            "set it, or run offline with --provider sim."
-        )
-    return value
+            f"The {role} role needs an API key in the environment variable {settings.api_key_env}, which is not "
+            "set: set it, set api_key_env: none for a server without keys, or run offline with --provider sim."
+        ) from None
 
 
 def field(obj: Any, name: str) -> Any:
@@ -111,7 +112,7 @@ class OpenAIRole:
     """One role: its settings, a share of its endpoint's client, and what it learned about its model's
     parameters."""
 
-    def __init__(self, role: str, settings: Any, key: str, pool: ClientPool | None = None) -> None:
+    def __init__(self, role: str, settings: Any, key: str | None, pool: ClientPool | None = None) -> None:
         from beamsearch.providers.openai_errors import ErrorMapper
 
         self.role = role
@@ -120,11 +121,12 @@ class OpenAIRole:
         self._pool = pool if pool is not None else ClientPool.for_running_loop()
         from beamsearch.providers.bounded import body_cap
 
-        self._shared: _Shared | None = self._pool.acquire(settings.base_url, key,
+        self._shared: _Shared | None = self._pool.acquire(settings.base_url, key or "",
                                                           body_cap(role, settings) if role == "image" else None)
         self.client = self._shared.client
         self._path = PATHS[role]
-        self.errors = ErrorMapper(role, settings.model, settings.base_url, settings.api_key_env, key)
+        self.errors = ErrorMapper(role, settings.model, settings.base_url, settings.api_key_env, key or "")
+        self.keyless = key is None  # no key: the Authorization header is left out of every request
         self.adaptations = Adaptations()  # what this role's model refused, left out from then on
         self.reasoning_room = 0  # tokens this role's model was seen to spend thinking (see `_chat_usage`)
 
@@ -138,8 +140,12 @@ class OpenAIRole:
         request id) for the result's meta. A malformed body raises json.JSONDecodeError, as the SDK would."""
         import httpx2
 
-        response = await self.client.post(self._path, body=body, cast_to=httpx2.Response,
-                                          options={"timeout": self.settings.timeout})
+        options: dict[str, Any] = {"timeout": self.settings.timeout}
+        if self.keyless:  # the SDK's way to send no Authorization header at all
+            import openai
+
+            options["headers"] = {"Authorization": openai.Omit()}
+        response = await self.client.post(self._path, body=body, cast_to=httpx2.Response, options=options)
         data = json.loads(response.content)
         meta: dict[str, Any] = {}
         advice = advice_from_headers(response.headers, time.monotonic())
@@ -323,8 +329,8 @@ class OpenAIRole:
 
 
 def build_role(role: str, role_settings: Any) -> OpenAIRole:
-    """The provider object for `role` ("text", "image" or "vision"); raises SettingsError without a key."""
+    """The provider object for `role` ("text", "image" or "vision"); raises SettingsError without a key it
+    needs."""
     if role not in ("text", "image", "vision"):
         raise ValueError(f"unknown role {role!r}")
-    key = api_key(role, role_settings.api_key_env)
-    return OpenAIRole(role, role_settings, key)
+    return OpenAIRole(role, role_settings, api_key(role, role_settings))

@@ -191,6 +191,9 @@ class ErrorMapper:
         detail = self._clean(server_detail(exc))
         code = error_code(exc)
         model = self.model
+        if status == 401 and not self._secret:
+            return AuthError(f"The {self.role} service at {self.where} asks for an API key (401 Unauthorized) and none "
+                             "was sent: set api_key_env to the environment variable that holds it.")
         if status == 401:
             return AuthError(
                 f"The {self.role} service at {self.where} rejected the API key from the environment variable "
