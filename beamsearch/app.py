@@ -186,11 +186,13 @@ async def run_session(session: Session) -> RunResult:
     resumable stop and is raised again; a bug is logged as a failure and raised."""
     report = LiveReport(session.store)  # report.html rewritten at every ranking, in a worker thread
     session.recorder.bus.listeners.append(report)
+    from beamsearch.costs import unpriced_models
     from beamsearch.precedence import shaping
 
     session.recorder.record(RunStarted(version=__version__, resumed=bool(session.past.events),
                                        providers=session.providers.labels, spent_usd=round(session.past.spent, 6),
-                                       shaping=shaping(session.settings)))
+                                       shaping=shaping(session.settings),
+                                       unpriced=unpriced_models(session.settings, session.gate.prices)))
     try:
         outcome, error, status, reason = await _search(session)
         await asyncio.to_thread(report.close)  # the last mid-run page is written before the final one

@@ -358,38 +358,7 @@ def report(
     typer.echo(line(write_report(store, summarize(run_dir))))
 
 
-@app.command("estimate", epilog=_example("beamsearch estimate -n 9 -m 3 --iterations 4 --ranking pairwise"))
-@guarded
-def estimate(
-    prompt: Annotated[str | None, typer.Option("--prompt", "-p", metavar="TEXT", help="Your idea (not needed to estimate).")] = None,
-    config: ConfigOption = None,
-    n: NOption = None,
-    m: MOption = None,
-    iterations: IterationsOption = None,
-    alpha: AlphaOption = None,
-    provider: ProviderOption = None,
-    runs_dir: RunsDirOption = None,
-    max_cost: MaxCostOption = None,
-    seed: SeedOption = None,
-    alignment: AlignmentOption = None,
-    ranking: RankingOption = None,
-    judge_samples: SamplesOption = None,
-    json_mode: Annotated[bool, typer.Option("--json", help="Print the estimate as one JSON document.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Accepted for symmetry with run; changes nothing.")] = False,
-) -> None:
-    """Calls per service, a cost range and a time lower bound for a run with these options. Calls nothing."""
-    settings = _resolve(config, settings_flags(locals()))  # first, while the locals are the options
-    from beamsearch import display
-    from beamsearch.estimate import estimate as plan
-
-    data = plan(settings).to_dict()
-    if json_mode:
-        _print_json(data)
-    else:
-        console().print(display.estimate_view(data, settings))
-
-
-from beamsearch import cli_serve  # noqa: E402,F401 - registers `serve` on the app
+from beamsearch import cli_estimate, cli_serve  # noqa: E402,F401 - register `estimate` and `serve` on the app
 
 
 def main() -> None:

@@ -56,7 +56,8 @@ class Event(BaseModel):
 
 class RunStarted(Event):
     """A session began. `shaping` holds the past-shaping settings it followed (`precedence.PAST_KEYS`), so
-    that a run.yaml edited afterwards is refused on resume (None in logs written before it was kept)."""
+    that a run.yaml edited afterwards is refused on resume (None in logs written before it was kept);
+    `unpriced` the models whose cost is unknown (None in logs written before it was kept)."""
 
     type: Literal["run_started"] = "run_started"
     version: str = ""
@@ -64,6 +65,7 @@ class RunStarted(Event):
     providers: dict[str, str] = Field(default_factory=dict)
     spent_usd: float = 0.0
     shaping: dict[str, Any] | None = None
+    unpriced: list[str] | None = None  # models the price table did not know: their calls counted as $0
 
 
 class UsageRecord(BaseModel):

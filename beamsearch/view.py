@@ -105,6 +105,7 @@ class RunView:
     sessions: int = 0
     last_finish: RunFinished | None = None  # the run_finished of the last session, if it ended with one
     shaping: dict | None = None  # the past-shaping settings the last session that recorded them followed
+    unpriced: set[str] | None = None  # models of the run no price table knew (None: not recorded)
     events: int = 0
 
     def apply(self, event: Event) -> None:
@@ -136,6 +137,8 @@ class RunView:
             self.sessions += 1
             if event.shaping is not None:
                 self.shaping = event.shaping
+            if event.unpriced is not None:
+                self.unpriced = (self.unpriced or set()) | set(event.unpriced)
             self.status, self.reason, self.last_finish = "running", "", None
         elif isinstance(event, RunFinished):
             self.status, self.reason, self.last_finish = event.status, event.reason, event
