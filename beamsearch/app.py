@@ -186,11 +186,13 @@ async def run_session(session: Session) -> RunResult:
     resumable stop and is raised again; a bug is logged as a failure and raised."""
     report = LiveReport(session.store)  # report.html rewritten at every ranking, in a worker thread
     session.recorder.bus.listeners.append(report)
+    from beamsearch.costs import unpriced_models
     from beamsearch.precedence import shaping
 
     session.recorder.record(RunStarted(version=__version__, resumed=bool(session.past.events),
                                        providers=session.providers.labels, spent_usd=round(session.past.spent, 6),
-                                       shaping=shaping(session.settings)))
+                                       shaping=shaping(session.settings),
+                                       unpriced=unpriced_models(session.settings, session.gate.prices)))
     try:
         await fit_to_servers(session.providers, session.gate.limiters, session.recorder.bus.publish)
         outcome, error, status, reason = await _search(session)
@@ -218,7 +220,7 @@ async def run_session(session: Session) -> RunResult:
         error, status = error if isinstance(error, DiskFull) else exc, "stopped"
         summary = build_summary(session.store.read_run_file(), fold(session.store.read_events()))
     return RunResult(session.store, outcome, summary, status, error, session.gate, session.providers,
-                     list(session.store.warnings))
+                     [*session.store.warnings, *summary.get("warnings", [])])
 
 
 async def _search(session: Session) -> tuple[Outcome | None, BeamsearchError | None, str, str]:

@@ -45,7 +45,7 @@ def ideas_at_once(shared: Any, ideas: list[Any]) -> int:
     """
     if not ideas:
         return 1
-    latency = latencies(shared)
+    latency = latencies(shared, discover=False)[0]  # the settings alone: the same on every resume
     made: dict[int, CallPlan] = {}  # ideas of equal own settings share one settings object: plan it once
     plans = [made.get(id(s)) or made.setdefault(id(s), plan_calls(s)) for s in ideas]
     counts = [plan.by_service(fewest=True) for plan in plans]
@@ -82,7 +82,7 @@ def _shared_bounds(shared: Any, plans: list[CallPlan], latency: dict[str, float]
 def estimate_batch(shared: Any, ideas: list[Any], concurrency: int) -> dict[str, Any]:
     """Calls, a cost range and a time lower bound for the whole batch. Calls nothing."""
     prices = load_prices(shared.prices)
-    latency = latencies(shared)
+    latency = latencies(shared)[0]
     cache: dict[str, tuple[CallPlan, dict[str, Any], float]] = {}
     keys: dict[int, str] = {}  # ideas of equal own settings often share one settings object
     plans, seconds = [], []

@@ -67,7 +67,7 @@ def preflight(shared: Settings) -> None:
         if shared.role_provider(role) != "sim":
             from beamsearch.providers.openai import api_key
 
-            api_key(role, getattr(shared, role).api_key_env)
+            api_key(role, getattr(shared, role))
 
 
 def shared_settings(settings: Settings) -> Settings:

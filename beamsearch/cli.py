@@ -7,7 +7,6 @@ Heavy modules (the engine, Pillow, the OpenAI SDK, pydantic) are imported inside
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -162,13 +161,17 @@ def _check_resumable(run_dir: Path, settings: Any) -> None:
     if not settings.prompt:
         raise RunFolderError(f"{run_dir} was saved without a prompt, so it cannot be resumed; "
                              "start a new run with beamsearch run --prompt \"your idea\".")
+    from beamsearch.endpoints import MissingKey, role_key
     from beamsearch.roles import ROLES
 
     for role in ROLES:
-        env = getattr(settings, role).api_key_env
-        if settings.role_provider(role) != "sim" and not os.environ.get(env, "").strip():
+        if settings.role_provider(role) == "sim":
+            continue
+        try:
+            role_key(getattr(settings, role))
+        except MissingKey as missing:
             raise SettingsError(f"Resuming this run needs an API key for its {role} role in the environment variable "
-                                f"{env}, which is not set; set it and resume again (a run keeps its provider).")
+                                f"{missing}, which is not set; set it and resume again (a run keeps its provider).") from None
 
 
 @app.command("config", epilog=_example("beamsearch config --config configs/default.yaml"))
@@ -245,47 +248,13 @@ def report(
     typer.echo(line(write_report(store, summarize(run_dir))))
 
 
-@app.command("estimate", epilog=_example("beamsearch estimate -n 9 -m 3 --iterations 4 --ranking pairwise"))
-@guarded
-def estimate(
-    prompt: Annotated[str | None, typer.Option("--prompt", "-p", metavar="TEXT", help="Your idea (not needed to estimate).")] = None,
-    config: ConfigOption = None,
-    n: NOption = None,
-    m: MOption = None,
-    iterations: IterationsOption = None,
-    alpha: AlphaOption = None,
-    provider: ProviderOption = None,
-    runs_dir: RunsDirOption = None,
-    max_cost: MaxCostOption = None,
-    seed: SeedOption = None,
-    alignment: AlignmentOption = None,
-    ranking: RankingOption = None,
-    judge_samples: SamplesOption = None,
-    json_mode: Annotated[bool, typer.Option("--json", help="Print the estimate as one JSON document.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Accepted for symmetry with run; changes nothing.")] = False,
-    batch: Annotated[Path | None, typer.Option("--batch", help="Estimate a batch: every idea of this file, sharing the limits.")] = None,
-) -> None:
-    """Calls per service, a cost range and a time lower bound for a run with these options. Calls nothing."""
-    settings = _resolve(config, settings_flags(locals()))  # first, while the locals are the options
-    if batch is not None:
-        return batch_cli.estimate(batch, settings, None, json_mode)
-    from beamsearch import display
-    from beamsearch.estimate import estimate as plan
-
-    data = plan(settings).to_dict()
-    if json_mode:
-        _print_json(data)
-    else:
-        console().print(display.estimate_view(data, settings))
-
-
 def _is_batch(path: Path) -> bool:
     from beamsearch.batch_store import is_batch
 
     return is_batch(path)
 
 
-from beamsearch import batch_cli, cli_serve  # noqa: E402,F401 - register `batch` and `serve` on the app
+from beamsearch import batch_cli, cli_estimate, cli_serve  # noqa: E402,F401 - register `batch`, `estimate` and `serve` on the app
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import math
 import re
 import urllib.parse
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
     Field,
@@ -21,6 +21,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from beamsearch.choices import AlignmentMethod, ProviderName, RankingMethod
+from beamsearch.endpoints import NO_KEY
+from beamsearch.lengths import TASKS_OF_ROLE
 from beamsearch.roles import ROLES
 from beamsearch.sim_settings import SimSettings
 from beamsearch.strict import Strict
@@ -28,6 +30,7 @@ from beamsearch.strict import Strict
 ENV_PREFIX = "BEAMSEARCH_"
 DEFAULT_BUDGET_USD = 2.50  # the budget of a run with a paid provider unless the user sets one or lifts it
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MIN_TOKENS = 16  # fewer tokens than this cannot hold any answer a task asks for
 SECRET_ERROR = "api_key_env"  # the kind of error whose input must never be shown: it may be a real key
 
 
@@ -49,9 +52,13 @@ class RoleSettings(Strict):
     provider: ProviderName | None = Field(None, description="overrides the top-level provider for this role")
     model: str = "gpt-5.4-mini"
     base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str = Field("OPENAI_API_KEY", description="the environment variable holding the key; none for a "
+                             "server without keys (no key is sent; an unset variable on a loopback endpoint sends none too)")
     timeout: float = Field(60.0, gt=0)
     temperature: float | None = Field(None, ge=0, le=2)
+    latency_s: float | None = Field(None, gt=0, description="typical seconds of one call, for `estimate`; unset = "
+                                    "measured in an earlier run with this model and endpoint, else a hosted "
+                                    "service's typical figure")
 
     @field_validator("base_url")
     @classmethod
@@ -73,15 +80,44 @@ class RoleSettings(Strict):
     @classmethod
     def _a_variable_name(cls, value: str) -> str:
         """The key itself pasted here would be written to run.yaml and shown by `config`: refuse it, and
-        never repeat it in the message."""
+        never repeat it in the message. `none` says the server needs no key (none is sent)."""
+        if isinstance(value, str) and value.strip().lower() == NO_KEY:
+            return NO_KEY
         if looks_like_key(value):
             raise PydanticCustomError(SECRET_ERROR, "looks like an API key, not a variable name: it must name the "
                                       "environment variable that holds the key (like OPENAI_API_KEY), never the key "
                                       "itself")
         if not ENV_NAME.fullmatch(value):
             raise PydanticCustomError(SECRET_ERROR, "must name an environment variable (letters, digits and "
-                                      "underscores, not starting with a digit), like OPENAI_API_KEY")
+                                      "underscores, not starting with a digit), like OPENAI_API_KEY, or be none "
+                                      "for a server without keys")
         return value
+
+
+class ChatRoleSettings(RoleSettings):
+    """A role that answers in text (text and vision): how long each task's answer may be."""
+
+    TASKS: ClassVar[tuple[str, ...]] = TASKS_OF_ROLE["text"]
+    max_output_tokens: int | dict[str, int] | None = Field(
+        None, description="the most tokens one answer may use: one number for every task of the role, or per task "
+        "(e.g. {expand: 200, checklist: 1500}); unset = each task's default (beamsearch/lengths.py)")
+
+    @field_validator("max_output_tokens", mode="before")
+    @classmethod
+    def _tokens(cls, value: Any) -> Any:
+        """A whole number of tokens (at least 16), or a mapping of this role's task names to such numbers."""
+        def number(tokens: Any, where: str) -> int:
+            if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < MIN_TOKENS:
+                raise PydanticCustomError("tokens", f"{where}must be a whole number of tokens, at least {MIN_TOKENS}")
+            return tokens
+
+        if value is None or not isinstance(value, dict):
+            return value if value is None else number(value, "")
+        unknown = [str(task) for task in value if task not in cls.TASKS]
+        if unknown:
+            raise PydanticCustomError("tokens", f"names a task this role does not answer ('{unknown[0]}'); its "
+                                      f"tasks are {', '.join(cls.TASKS)}")
+        return {str(task): number(tokens, f"'{task}' ") for task, tokens in value.items()}
 
 
 class ImageRoleSettings(RoleSettings):
@@ -95,7 +131,8 @@ class ImageRoleSettings(RoleSettings):
                             "larger ones are refused before they are decoded")
 
 
-class VisionRoleSettings(RoleSettings):
+class VisionRoleSettings(ChatRoleSettings):
+    TASKS: ClassVar[tuple[str, ...]] = TASKS_OF_ROLE["vision"]
     detail: Literal["low", "high", "auto"] = "low"
     vision_max_side: int | None = Field(768, gt=0)
 
@@ -170,7 +207,7 @@ class Settings(Strict):
     rejudge: bool = Field(True, description="judge kept parents again at the next ranking, and the final survivors "
                           "once more, so a lucky first score does not win by staying (2 vision calls each)")
     provider: ProviderName = "openai"
-    text: RoleSettings = RoleSettings(temperature=0.9)
+    text: ChatRoleSettings = ChatRoleSettings(temperature=0.9)
     image: ImageRoleSettings = ImageRoleSettings()
     vision: VisionRoleSettings = VisionRoleSettings()
     limits: LimitsSettings = LimitsSettings()

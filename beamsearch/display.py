@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from beamsearch.events import (
+    AlignmentFallback,
     AttemptFailed,
     Candidate,
     Event,
@@ -120,6 +121,8 @@ class LiveDisplay:
             parts += self.wide_view()
         if t.other_retry:
             parts.append(Text.assemble(("retrying ", "yellow"), (line(t.other_retry), "")))
+        if t.view.fallback is not None:
+            parts.append(Text.assemble(("warning ", "bold yellow"), (line(t.view.fallback.message), "")))
         survivors = survivors_line(t)
         if survivors is not None:
             parts.append(survivors)
@@ -210,6 +213,8 @@ def _plain_line(event: Event) -> str | None:
         return f"run resumed (${event.spent_usd:.4f} spent before)" if event.resumed else "run started"
     if isinstance(event, RunFinished):
         return f"run {event.status}: {event.reason} (spent ${event.cost_usd:.4f})"
+    if isinstance(event, AlignmentFallback):
+        return f"warning: {event.message}"
     return None
 
 

@@ -11,7 +11,10 @@ first paid call, resume names the host (and key variable) of each paid role.
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import urllib.parse
+from collections.abc import Mapping
 from typing import Any
 
 from beamsearch.errors import SettingsError
@@ -19,6 +22,46 @@ from beamsearch.roles import ROLES
 
 TRUST_FLAG = "--trust-folder-endpoints"
 OPENAI_HOST = "api.openai.com"
+NO_KEY = "none"  # `api_key_env: none`: the role's server needs no key, and none is sent
+
+
+class MissingKey(LookupError):
+    """A role needs a key and its variable is not set (each caller says so in its own sentence)."""
+
+
+def is_loopback(base_url: str | None) -> bool:
+    """Whether a role's endpoint is on this machine (localhost, 127.0.0.0/8, ::1)."""
+    if not base_url:
+        return False
+    host = urllib.parse.urlsplit(base_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def role_key(settings: Any, environ: Mapping[str, str] | None = None) -> str | None:
+    """The key a role sends: the value of its `api_key_env` variable. None means no key at all (and no
+    Authorization header): for `api_key_env: none`, or when the variable is unset and the endpoint is on
+    this machine (local servers need none). Raises MissingKey when a key is needed and not set."""
+    if settings.api_key_env == NO_KEY:
+        return None
+    value = (os.environ if environ is None else environ).get(settings.api_key_env, "").strip()
+    if value:
+        return value
+    if is_loopback(settings.base_url):
+        return None
+    raise MissingKey(settings.api_key_env)
+
+
+def key_source(settings: Any) -> str:
+    """Which key a role sends, for the lines that say where calls go."""
+    try:
+        return "no key" if role_key(settings) is None else f"key from {settings.api_key_env}"
+    except MissingKey:
+        return f"key from {settings.api_key_env}, not set"
 
 
 def host_of(base_url: str | None) -> str:
@@ -71,6 +114,6 @@ def user_endpoints(recorded: dict[str, Any], user: dict[str, Any], trust: bool) 
 
 def destinations(settings: Any) -> str | None:
     """One line naming where each paid role's calls (and which key variable) go, or None for none."""
-    parts = [f"{role} to {host_of(getattr(settings, role).base_url)} (key from {getattr(settings, role).api_key_env})"
+    parts = [f"{role} to {host_of(getattr(settings, role).base_url)} ({key_source(getattr(settings, role))})"
              for role in ROLES if settings.role_provider(role) != "sim"]
     return f"Resuming: {', '.join(parts)}." if parts else None

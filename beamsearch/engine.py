@@ -93,7 +93,8 @@ class Engine:
         self.candidates: list[Candidate] = []
         self.best: Candidate | None = None
         self._stop: BeamsearchError | None = None
-        self.judging = Judging(settings.judging, steps, settings.idea, settings.alpha, settings.m, self.notify)
+        self.judging = Judging(settings.judging, steps, settings.idea, settings.alpha, settings.m, self.notify,
+                               journal)
 
     def candidate_id(self, iteration: int, index: int) -> str:
         return f"i{iteration}c{index:0{self.width}d}"

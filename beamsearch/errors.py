@@ -103,6 +103,16 @@ class InvalidAnswer(RetryableError):
     """The model answered, but the answer does not parse or does not fit its schema."""
 
 
+class AnswerCutOff(InvalidAnswer):
+    """The answer was cut off by the length limit (`finish_reason: length`) before it held anything usable.
+    `grow`: the retry may ask for more tokens (nothing was said at all, or a JSON answer was cut), as
+    opposed to a rambling answer that more tokens would only make longer."""
+
+    def __init__(self, message: str, *, grow: bool = True, usage: Any = None) -> None:
+        super().__init__(message, usage=usage)
+        self.grow = grow
+
+
 class FatalCallError(CallError):
     """A failure that another attempt cannot fix (400, 401, 403, 404, quota): stop this call at once."""
 

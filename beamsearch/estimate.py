@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from beamsearch.costs import billed_model, cost_of, load_prices, price_of
+from beamsearch.latency import latencies
 from beamsearch.limits import rate_window
 from beamsearch.providers.base import Usage
 from beamsearch.roles import ROLES
@@ -47,11 +48,6 @@ IMAGE_PROMPT_TOKENS = (10, 300)
 # scale with their area. The high end allows half as much again, for models that count differently.
 IMAGE_OUTPUT_TOKENS = {"low": 272, "medium": 1056, "high": 4160}
 IMAGE_HIGH_MARGIN = 1.5
-
-# Typical latencies in seconds of one call to a hosted OpenAI-compatible service: a short chat answer
-# from a small model, a medium-quality 1024x1024 image, a structured judgement of one small image.
-TYPICAL_LATENCY = {"text": 2.0, "image": 20.0, "vision": 3.0}
-
 
 @dataclass
 class IterationPlan:
@@ -204,12 +200,6 @@ def cost_range(plan: CallPlan, settings: Any, prices: dict[str, dict[str, float]
 # --- time -----------------------------------------------------------------------------------------
 
 
-def latencies(settings: Any) -> dict[str, float]:
-    """Seconds per call assumed for each service: the simulator's configured mean, else a typical value."""
-    return {s: getattr(settings.sim.latency, s).mean if settings.role_provider(s) == "sim" else TYPICAL_LATENCY[s]
-            for s in ROLES}
-
-
 def _around(chain: list[str], service: str, latency: dict[str, float]) -> tuple[float, float]:
     """(head, tail): the calls every lane makes before its first call to `service`, and after its last."""
     positions = [i for i, s in enumerate(chain) if s == service]
@@ -224,7 +214,7 @@ def _window(settings: Any, service: str) -> tuple[int, float] | None:
     return rate_window(rpm, settings.limits.window_s) if rpm else None
 
 
-def time_lower_bound(plan: CallPlan, settings: Any) -> dict[str, Any]:
+def time_lower_bound(plan: CallPlan, settings: Any, latency: dict[str, float] | None = None) -> dict[str, Any]:
     """Seconds no scheduler can beat if every call takes its assumed latency.
 
     Iterations run one after another (the ranking barrier); each lasts at least the longest of: one
@@ -232,9 +222,10 @@ def time_lower_bound(plan: CallPlan, settings: Any) -> dict[str, Any]:
     calls back to back in one concurrency slot, then the calls after it; and under an rpm limit, the k-th
     start of a service comes at least floor(k / allowed) windows after its first. The limiter's window
     does not refill at an iteration's start, so the same rate argument over the whole run can bind harder
-    than the sum of the iterations; the bound is the larger of the two.
+    than the sum of the iterations; the bound is the larger of the two. `latency` is the seconds per call
+    of each service (default: from the settings alone, see `latency.latencies`).
     """
-    latency = latencies(settings)
+    latency = latency if latency is not None else latencies(settings, discover=False)[0]
     per_iteration = []
     for it in plan.iterations:
         bounds = {"chain": sum(latency[s] for s in it.chain)}
@@ -307,16 +298,16 @@ class Estimate:
         }
 
 
-def estimate(settings: Any) -> Estimate:
-    """Everything `beamsearch estimate` prints. Reads the price table; makes no call."""
+def estimate(settings: Any, run_dir: Any = None) -> Estimate:
+    """Everything `beamsearch estimate` prints. Reads the price table (refusing, as `run` does, a model it
+    cannot price when a budget was set) and earlier runs' logs for latencies (`run_dir`, else matching
+    runs in runs_dir); makes no call."""
     plan = plan_calls(settings)
-    prices = load_prices(settings.prices)
+    warned: list[str] = []
+    prices = load_prices(settings.prices, check=settings, warnings=warned)
     cost = cost_range(plan, settings, prices)
     notes = ["Counts assume every call succeeds first time and every iteration runs; retries, content-policy "
-             "rephrases and early stops change them."]
-    if cost["unpriced_models"]:
-        notes.append(f"No price is known for {', '.join(cost['unpriced_models'])}; their calls count as $0 "
-                     "(add them to a price table with `prices: FILE`).")
+             "rephrases and early stops change them.", *warned]
     if any(settings.role_provider(s) == "sim" for s in ROLES):
         notes.append("The simulator charges simulated prices; nothing is really paid.")
     if getattr(settings, "rejudge", False):
@@ -331,4 +322,6 @@ def estimate(settings: Any) -> Estimate:
                      "calls: pairs implied by transitivity are skipped; the counts above are the most, the low cost "
                      "and the time bound use the fewest.")
     notes.extend(budget_notes(settings, cost))
-    return Estimate(plan, cost, time_lower_bound(plan, settings), notes)
+    latency, source = latencies(settings, run_dir)
+    time = {**time_lower_bound(plan, settings, latency), "latency_source": source}
+    return Estimate(plan, cost, time, notes)

@@ -56,7 +56,8 @@ class Event(BaseModel):
 
 class RunStarted(Event):
     """A session began. `shaping` holds the past-shaping settings it followed (`precedence.PAST_KEYS`), so
-    that a run.yaml edited afterwards is refused on resume (None in logs written before it was kept)."""
+    that a run.yaml edited afterwards is refused on resume (None in logs written before it was kept);
+    `unpriced` the models whose cost is unknown (None in logs written before it was kept)."""
 
     type: Literal["run_started"] = "run_started"
     version: str = ""
@@ -64,6 +65,7 @@ class RunStarted(Event):
     providers: dict[str, str] = Field(default_factory=dict)
     spent_usd: float = 0.0
     shaping: dict[str, Any] | None = None
+    unpriced: list[str] | None = None  # models the price table did not know: their calls counted as $0
 
 
 class UsageRecord(BaseModel):
@@ -198,6 +200,21 @@ class LaneSkipped(Event):
     reason: str = ""
 
 
+class AlignmentFallback(Event):
+    """The checklist could not be made after its retries (`alignment: checklist`): alignment is rated (one
+    0-100 score per image) for the rest of the run instead of failing every lane. It follows from the
+    run's `step_failed` of run/checklist, which a resume repeats (`RunView.settled_failures`)."""
+
+    type: Literal["alignment_fallback"] = "alignment_fallback"
+    reason: str
+    method: str = "rating"
+
+    @property
+    def message(self) -> str:
+        return (f"The checklist could not be made ({self.reason.rstrip('.')}); alignment is rated instead "
+                "(one 0-100 score per image) for this run.")
+
+
 class FinalCheck(Event):
     """After the last ranking: the survivors judged once more, and the answer chosen from them."""
 
@@ -267,7 +284,7 @@ class OtherEvent(Event):
 LOGGED_TYPES: dict[str, type[Event]] = {
     cls.model_fields["type"].default: cls
     for cls in (RunStarted, Step, StepFailure, AttemptFailed, Candidate, LaneFailed, Ranking, RunFinished, LaneSkipped,
-                FinalCheck)
+                FinalCheck, AlignmentFallback)
 }
 
 
@@ -282,6 +299,7 @@ LoggedEvent = Annotated[
     | Annotated[Candidate, Tag("candidate")]
     | Annotated[LaneFailed, Tag("lane_failed")] | Annotated[Ranking, Tag("ranking")]
     | Annotated[RunFinished, Tag("run_finished")] | Annotated[LaneSkipped, Tag("lane_skipped")] | Annotated[FinalCheck, Tag("final_check")]
+    | Annotated[AlignmentFallback, Tag("alignment_fallback")]
     | Annotated[OtherEvent, Tag("other")],
     Discriminator(_tag),
 ]

@@ -7,7 +7,9 @@ first. This module holds the three remedies and the figures that show how far th
   questions (entities, attributes, relations, the whole scene), each with a weight and the questions it
   depends on. Each image is judged on them; a question counts only when it and everything it depends on
   is answered yes (the colour of a lighthouse that is not there is not a success), and alignment is the
-  weighted share that counts, 0-100.
+  weighted share that counts, 0-100. A checklist that cannot be made after its retries (a small local
+  model may never write a valid one) is not the end of the run: alignment is rated for the whole run
+  instead, and an `alignment_fallback` event in the log says why.
 * **Pairwise ranking** (`ranking: pairwise`). The pool is first ordered by its scores; its top F
   candidates (the finalists) are then compared two at a time by the vision model, every pair in both
   orders (A|B and B|A) so that a preference for the first image cancels: orders that agree give a win,
@@ -33,7 +35,7 @@ from typing import Any
 
 from beamsearch.checklist import checklist_score, effective, parse_checks, validate_checklist
 from beamsearch.errors import CallError
-from beamsearch.events import CHECKLIST_KEY, Candidate, Event
+from beamsearch.events import CHECKLIST_KEY, AlignmentFallback, Candidate, Event
 from beamsearch.pairwise import Tournament, copeland, finalists_count, pairwise_pair_bounds
 from beamsearch.progress import PairwiseVerdict
 from beamsearch.together import all_settled
@@ -88,14 +90,16 @@ class Judging:
     """Scores one candidate and ranks a pool with the configured methods, through `steps`."""
 
     def __init__(self, settings: JudgingSettings, steps: Any, idea: str, alpha: float, m: int,
-                 notify: Callable[[Event], None] | None = None) -> None:
+                 notify: Callable[[Event], None] | None = None, journal: Callable[[Event], None] | None = None) -> None:
         self.s = settings
         self.steps = steps
         self.idea = idea
         self.alpha = alpha
         self.m = m
         self.notify = notify or (lambda event: None)
-        self._checklist: asyncio.Future[list[dict[str, Any]]] | None = None
+        self.journal = journal or (lambda event: None)
+        # the questions, or None when the checklist could not be made and alignment is rated instead
+        self._checklist: asyncio.Future[list[dict[str, Any]] | None] | None = None
 
     # the checklist: made once per run, as soon as the run starts, awaited by every lane's judge
 
@@ -107,16 +111,26 @@ class Judging:
             self._checklist.add_done_callback(lambda f: f.cancelled() or f.exception())
             tasks.create_task(self._make_checklist(self._checklist))
 
-    async def _make_checklist(self, made: asyncio.Future[list[dict[str, Any]]]) -> None:
+    async def _make_checklist(self, made: asyncio.Future[list[dict[str, Any]] | None]) -> None:
+        """The checklist, or, when it cannot be made after its retries (its step failed: replay repeats
+        that), None: the run rates alignment from then on and logs why, rather than failing every lane.
+        A run-wide stop (budget, disk) is no such failure: lanes that wait for it stop with it."""
         try:
             made.set_result(await self.steps.checklist(self.idea))
         except asyncio.CancelledError:
             made.cancel()
             raise
+        except CallError as exc:
+            try:
+                self.journal(AlignmentFallback(reason=exc.message))
+            except Exception as failure:  # a full disk: the run is stopping, and its lanes with it
+                made.set_exception(failure)
+            else:
+                made.set_result(None)
         except Exception as exc:  # lanes that wait for it fail with this; the task group is not torn down
             made.set_exception(exc)
 
-    async def checklist(self) -> list[dict[str, Any]]:
+    async def checklist(self) -> list[dict[str, Any]] | None:
         if self._checklist is None:
             raise RuntimeError("the checklist was not started (Judging.start)")
         return await asyncio.shield(self._checklist)
@@ -144,7 +158,7 @@ class Judging:
         aesthetic_calls = [self._call(self.steps.judge_aesthetic, k, lane, c.image, s) for s in samples]
         answers = await all_settled(*alignment_calls, *aesthetic_calls)
         alignments, aesthetics = answers[: len(samples)], answers[len(samples):]
-        if self.s.alignment == "checklist":
+        if self.s.alignment == "checklist" and self._checklist is not None and self._checklist.result() is not None:
             self._apply_checklist(c, alignments)
         else:
             c.alignment, spread = mean_and_spread([a.score for a in alignments])
@@ -165,12 +179,14 @@ class Judging:
             return await judge(k, lane, image, self.idea)
         return await judge(k, lane, image, self.idea, sample=sample)
 
-    async def _checklist_judge(self, k: int, lane: str, image: str, sample: int) -> dict[str, bool]:
+    async def _checklist_judge(self, k: int, lane: str, image: str, sample: int) -> Any:
         questions = await self.checklist()
+        if questions is None:  # the checklist could not be made: alignment is rated instead
+            return await self._call(self.steps.judge_alignment, k, lane, image, sample)
         return await self.steps.judge_checklist(k, lane, image, self.idea, questions, sample=sample)
 
     def _apply_checklist(self, c: Any, answers: Sequence[dict[str, bool]]) -> None:
-        questions = self._checklist.result() if self._checklist is not None else []
+        questions = (self._checklist.result() if self._checklist is not None else None) or []
         counted = [effective(questions, a) for a in answers]
         scores = [checklist_score(questions, e) for e in counted]
         c.alignment, spread = mean_and_spread(scores)

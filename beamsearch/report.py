@@ -51,6 +51,11 @@ def _facts(summary: dict[str, Any]) -> str:
                        f"alpha={search.get('alpha')} elitism={search.get('elitism')} seed={search.get('seed')}")),
         ("iterations ranked", str(len(summary.get("iterations", [])))),
     ]
+    models = summary.get("models") or {}
+    if models:
+        named = "; ".join(f"{role} {m.get('model')}" + (" (simulator)" if m.get("provider") == "sim" else "")
+                          + (" (cost unknown)" if m.get("priced") is False else "") for role, m in models.items())
+        items.append(("models", esc(named)))
     return '<div class="facts">' + "".join(f"<div><b>{label}</b>{value}</div>" for label, value in items) + "</div>"
 
 
@@ -58,13 +63,25 @@ def _usage_table(summary: dict[str, Any]) -> str:
     usage = summary.get("usage") or {}
     if not usage:
         return '<p class="muted">No call was made.</p>'
+    models = summary.get("models") or {}
+    unknown = [m["model"] for m in models.values() if m.get("priced") is False]
+
+    def cost(service: str, u: dict[str, Any]) -> str:
+        if (models.get(service) or {}).get("priced") is False:
+            return '<span class="muted">unknown</span>'
+        return f"${u.get('cost_usd', 0.0):.4f}"
+
     rows = "".join(
-        f"<tr><td>{esc(service)}</td><td>{u.get('calls', 0)}</td><td>{u.get('attempts', 0)}</td>"
+        f"<tr><td>{esc(service)}</td><td class=\"text\">{esc((models.get(service) or {}).get('model') or '')}</td>"
+        f"<td>{u.get('calls', 0)}</td><td>{u.get('attempts', 0)}</td>"
         f"<td>{u.get('input_tokens', 0)}</td><td>{u.get('output_tokens', 0)}</td><td>{u.get('images', 0)}</td>"
-        f"<td>${u.get('cost_usd', 0.0):.4f}</td></tr>" for service, u in usage.items())
-    return ('<div class="scroll"><table><tr><th>service</th><th>calls</th><th>attempts</th><th>input tokens</th><th>output tokens</th>'
-            f"<th>images</th><th>cost</th></tr>{rows}<tr><th>total</th><td colspan=5></td>"
-            f"<th>${summary.get('cost_usd', 0.0):.4f}</th></tr></table></div>")
+        f"<td>{cost(service, u)}</td></tr>" for service, u in usage.items())
+    note = (f'<p class="muted">No price is known for {esc(", ".join(sorted(set(unknown))))}: its calls are counted '
+            "as $0, so the total leaves them out.</p>") if unknown else ""
+    return ('<div class="scroll"><table><tr><th>service</th><th class="text">model</th><th>calls</th><th>attempts</th>'
+            "<th>input tokens</th><th>output tokens</th>"
+            f"<th>images</th><th>cost</th></tr>{rows}<tr><th>total</th><td colspan=6></td>"
+            f"<th>${summary.get('cost_usd', 0.0):.4f}{' + unknown' if unknown else ''}</th></tr></table></div>{note}")
 
 
 def _judging(summary: dict[str, Any]) -> str:
@@ -110,6 +127,7 @@ def render_report(summary: dict[str, Any], run_dir: Path) -> str:
     sim_note = ""
     if "sim" in (summary.get("provider") or {}).values():
         sim_note = '<div class="sim">Simulator run: images and scores are simulated offline.</div>'
+    warnings = "".join(f'<div class="warning">{esc(w)}</div>' for w in summary.get("warnings") or [])
     ranked = {it["iteration"]: it for it in summary.get("iterations", [])}
     iterations_seen = sorted({c.get("iteration", 0) for c in candidates.values()}
                              | {f.get("iteration", 0) for f in failed.values()} | set(ranked))
@@ -126,6 +144,7 @@ def render_report(summary: dict[str, Any], run_dir: Path) -> str:
 <h1>beamsearch report</h1>
 <div class="prompt">{clamp(prompt, quotes=("“", "”"))}</div>
 {sim_note}
+{warnings}
 {_facts(summary)}
 <h2>Best image</h2>
 {hero(best, image_src(best.get("image"), run_dir) if best else None)}

@@ -16,6 +16,7 @@ h1 { font-size:22px; margin:0 0 4px; } h2 { font-size:18px; margin:32px 0 12px; 
 .prompt { font-size:18px; margin:4px 0 12px; }
 .muted { color:var(--muted); } .sim { background:#fff4d6; border:1px solid #e8c66a; padding:6px 10px;
   border-radius:6px; display:inline-block; margin:6px 0; }
+.warning { background:#fde8e4; border:1px solid #d9826f; padding:6px 10px; border-radius:6px; margin:6px 0; }
 .facts { display:flex; flex-wrap:wrap; gap:8px 24px; margin:8px 0; }
 .facts div b { display:block; font-size:12px; color:var(--muted); font-weight:500; }
 .status-done { color:var(--good); } .status-failed { color:var(--bad); } .status-stopped, .status-running { color:var(--best); }

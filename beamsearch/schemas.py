@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, WithJsonSchema
+from pydantic_core import PydanticUndefined
 
 from beamsearch.errors import InvalidAnswer
 
@@ -23,60 +24,85 @@ class Answer(BaseModel):
 Number = Annotated[float, Strict()]
 
 
+def text(most: int, least: int = 0, description: str | None = None, default: Any = PydanticUndefined) -> Any:
+    """A string field whose schema says `maxLength` (and `minLength`): a grammar-constrained server (llama.cpp)
+    then ends the string, so the whole answer ends within its tokens. Validation refuses only what is too
+    short to use: a longer string from a server that does not enforce the schema is still an answer."""
+    return Field(default, min_length=least or None, description=description, json_schema_extra={"maxLength": most})
+
+
+def items(most: int, least: int = 0, description: str | None = None) -> Any:
+    """A list field whose schema says `maxItems` (and `minItems`); validation, as for `text`, refuses only
+    too few (a model asked for a list that never closes it would otherwise write until its token limit)."""
+    if least:  # a list that must hold something must be given
+        return Field(min_length=least, description=description, json_schema_extra={"maxItems": most})
+    return Field(default_factory=list, description=description, json_schema_extra={"maxItems": most})
+
+
+Short = Annotated[str, Field(json_schema_extra={"maxLength": 160})]
+Id = Annotated[str, Field(json_schema_extra={"maxLength": 24})]
+# The checklist's weight is asked as a whole number 1-3 (integer bounds are what a grammar enforces;
+# number bounds are not, by llama.cpp), and read as any number in (0, 10], as it always was (old logs).
+Weight = Annotated[float, Strict(), Field(gt=0, le=10), WithJsonSchema({
+    "type": "integer", "minimum": 1, "maximum": 3,
+    "description": "importance: 1 for a detail, 2 for a clear requirement, 3 for an essential element"})]
+
+
 class AlignmentAnswer(Answer):
     score: Number = Field(ge=0, le=100)
-    found: list[str] = Field(default_factory=list)
-    missing: list[str] = Field(default_factory=list)
-    notes: str = ""
+    found: list[Short] = items(12)
+    missing: list[Short] = items(12)
+    notes: str = text(800, default="")
 
 
 class AestheticAnswer(Answer):
     score: Number = Field(ge=0, le=10)
-    weak: list[str] = Field(default_factory=list)
-    notes: str = ""
+    weak: list[Short] = items(8)
+    notes: str = text(800, default="")
 
 
 class CritiqueAnswer(Answer):
-    critique: str = Field(min_length=1)
-    suggestions: list[str] = Field(min_length=1)
+    critique: str = text(1200, least=1)
+    suggestions: list[Short] = items(6, least=1)
 
 
 class ChecklistQuestion(Answer):
-    id: str = Field(min_length=1, description="a short unique id, e.g. q1")
-    question: str = Field(min_length=3, description="a yes/no question about the image")
+    id: Id = Field(min_length=1, description="a short unique id, e.g. q1")
+    question: str = text(160, least=3, description="a yes/no question about the image")
     category: Literal["entity", "attribute", "relation", "scene", "whole"]
-    element: str = Field(description="the element of the idea it checks, in a few words")
-    depends_on: list[str] = Field(description="ids of questions that must be answered yes for this one to count")
-    weight: Number = Field(gt=0, le=10, description="importance: 1 for a detail, up to 3 for an essential element")
+    element: str = text(80, description="the element of the idea it checks, in a few words")
+    depends_on: list[Id] = items(8, description="ids of questions that must be answered yes for this one to count")
+    weight: Weight
 
 
 class ChecklistAnswer(Answer):
-    questions: list[ChecklistQuestion] = Field(min_length=1)
+    questions: list[ChecklistQuestion] = items(20, least=1)
 
 
 class CheckAnswer(Answer):
-    id: str
+    id: Id
     answer: Literal["yes", "no"]
 
 
 class ChecklistJudgeAnswer(Answer):
-    answers: list[CheckAnswer]
-    notes: str = ""
+    answers: list[CheckAnswer] = items(40)
+    notes: str = text(800, default="")
 
 
 class PairwiseAnswer(Answer):
     winner: Literal["first", "second"]
-    reason: str = ""
+    reason: str = text(300, default="")
 
 
-_UNSUPPORTED_KEYWORDS = {"title", "default", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-                         "minLength", "maxLength", "minItems", "maxItems"}
+# Left out of every schema: they say nothing a model must follow (pydantic's titles and defaults).
+_NOISE = {"title", "default"}
 
 
 def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The strict form of any answer model, nested objects and enums included: references inlined, every
-    property required, no extras, and the keywords strict structured outputs may refuse left out (the
-    pydantic model still checks them)."""
+    property required, no extras, and every bound kept (score `minimum`/`maximum`, `maxLength`, `maxItems`,
+    `minItems`), because a server that enforces the schema keeps to them. A server that refuses one of
+    them gets the schema without it, once per model (`without_keywords`, used by the openai provider)."""
     raw = model.model_json_schema()
     definitions = raw.pop("$defs", {})
 
@@ -87,7 +113,7 @@ def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
             return node
         if "$ref" in node:
             node = {**definitions[node["$ref"].rsplit("/", 1)[-1]], **{k: v for k, v in node.items() if k != "$ref"}}
-        fixed = {k: fix(v) for k, v in node.items() if k not in _UNSUPPORTED_KEYWORDS and k != "properties"}
+        fixed = {k: fix(v) for k, v in node.items() if k not in _NOISE and k != "properties"}
         if "properties" in node:  # property names are data, never keywords: keep every one
             fixed["properties"] = {name: fix(spec) for name, spec in node["properties"].items()}
         if fixed.get("type") == "object":
@@ -116,12 +142,33 @@ def parse_answer(text: str, model: type[BaseModel]) -> BaseModel:
         raise InvalidAnswer(f"the answer does not fit its schema ({where}: {first['msg']})") from None
 
 
-def clean_text(text: str | None, what: str) -> str:
-    """A free-text answer with quotes and a leading label removed; empty is invalid."""
-    cleaned = (text or "").strip().strip('"').strip()
-    for label in ("WHAT:", "HOW:", "Prompt:", "PROMPT:"):
-        if cleaned.startswith(label):
-            cleaned = cleaned[len(label):].strip()
-    if not cleaned:
-        raise InvalidAnswer(f"the {what} answer is empty")
-    return cleaned
+# Keywords that only narrow what an answer may be: a schema without one still describes the same answer,
+# so a server that refuses one can be sent the schema without it.
+OPTIONAL_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength",
+                     "maxLength", "minItems", "maxItems", "pattern", "format", "description")
+
+
+def keywords_of(node: Any) -> set[str]:
+    """The schema keywords used anywhere in a schema (property names are data, not keywords)."""
+    if isinstance(node, list):
+        return set().union(*(keywords_of(item) for item in node)) if node else set()
+    if not isinstance(node, dict):
+        return set()
+    found = {key for key in node if key != "properties"}
+    for key, value in node.items():
+        children = value.values() if key == "properties" and isinstance(value, dict) else [value]
+        for child in children:
+            found |= keywords_of(child)
+    return found
+
+
+def without_keywords(node: Any, names: set[str]) -> Any:
+    """A copy of a schema without the keywords `names` (wherever they are), property names untouched."""
+    if isinstance(node, list):
+        return [without_keywords(item, names) for item in node]
+    if not isinstance(node, dict):
+        return node
+    kept = {k: without_keywords(v, names) for k, v in node.items() if k not in names and k != "properties"}
+    if "properties" in node:
+        kept["properties"] = {name: without_keywords(spec, names) for name, spec in node["properties"].items()}
+    return {k: kept[k] for k in node if k in kept}

@@ -10,16 +10,17 @@ a fingerprint of its inputs (`inputs_of`), so a recorded answer to other inputs 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import BaseModel
 
-from beamsearch.errors import CallError, paid
+from beamsearch.errors import AnswerCutOff, CallError, paid
 from beamsearch.events import CHECKLIST_KEY
 from beamsearch.gate import Gate, StepAnswer
 from beamsearch.images import Rendered, RenderSteps
-from beamsearch.providers.base import Providers, TextRequest, VisionRequest
+from beamsearch.lengths import ASKED, Asked, grown, max_tokens, plain_answer
+from beamsearch.providers.base import Providers, TextRequest, TextResult, VisionRequest
 from beamsearch.schemas import (
     AestheticAnswer,
     AlignmentAnswer,
@@ -27,7 +28,6 @@ from beamsearch.schemas import (
     ChecklistJudgeAnswer,
     CritiqueAnswer,
     PairwiseAnswer,
-    clean_text,
     parse_answer,
     strict_json_schema,
 )
@@ -82,7 +82,8 @@ class Task:
 
     `answer` is the pydantic model a structured answer must fit (None: free text); `check` validates
     what the model alone cannot (a checklist's dependencies), raising InvalidAnswer to retry; `view` is
-    what an offline provider reads instead of the prose (the simulator cannot read English)."""
+    what an offline provider reads instead of the prose (the simulator cannot read English); `asked` is
+    the length a plain answer is asked for and trimmed to (`beamsearch.lengths`)."""
 
     key: str
     task: str
@@ -93,6 +94,7 @@ class Task:
     images: tuple[str, ...] = ()
     temperature: float | None = None
     view: dict[str, Any] | None = None
+    asked: Asked | None = None  # a plain answer's asked length (shown to the model as ${words})
 
 
 class Steps(RenderSteps):
@@ -106,38 +108,59 @@ class Steps(RenderSteps):
 
     async def ask(self, task: Task) -> dict[str, Any]:
         """Ask `task` through the gate (answered from the log when it is recorded) and return its result."""
-        system, user = self.templates.render(task.template or task.task, {**TEMPLATE_DEFAULTS, **task.variables})
+        shown = {**TEMPLATE_DEFAULTS, **task.variables, **({"words": task.asked.words} if task.asked else {})}
+        system, user = self.templates.render(task.template or task.task, shown)
+        service = "vision" if task.images else "text"
+        base = max_tokens(getattr(getattr(self.settings, service), "max_output_tokens", None), task.task)
         request_fields = dict(key=task.key, task=task.task, system=system, user=user,
                               variables=task.view if task.view is not None else task.variables,
                               schema=strict_json_schema(task.answer) if task.answer else None,
-                              schema_name=task.task, temperature=task.temperature)
+                              schema_name=task.task, temperature=task.temperature, max_output_tokens=base)
         if task.images:
-            service = "vision"
             # every judge of a picture sends its one vision input (made when the picture landed)
             request: TextRequest = VisionRequest(**request_fields, images=tuple(
                 self.store.path / self.vision.path_for(image) for image in task.images))
             call = self.providers.vision.judge
         else:
-            service, request, call = "text", TextRequest(**request_fields), self.providers.text.complete
+            request, call = TextRequest(**request_fields), self.providers.text.complete
 
         async def attempt() -> StepAnswer:
-            answer = await call(request)  # type: ignore[arg-type]
+            nonlocal request
             try:
-                if task.answer is None:
-                    result: dict[str, Any] = {"text": clean_text(answer.text, task.task)}
-                else:
-                    result = parse_answer(answer.text, task.answer).model_dump()
-                return StepAnswer(task.check(result) if task.check else result, answer.usage, answer.meta)
-            except CallError as exc:  # an answer that does not fit was paid for all the same
-                raise paid(exc, answer.usage) from None
+                answer = await call(request)  # type: ignore[arg-type]
+                try:
+                    return self._read(task, answer)
+                except CallError as exc:  # an answer that does not fit was paid for all the same
+                    raise paid(exc, answer.usage) from None
+            except AnswerCutOff as exc:
+                if exc.grow:  # more tokens may fix it: nothing was said, or a JSON answer was cut
+                    request = replace(request, max_output_tokens=grown(request.max_output_tokens, base))
+                raise
 
         digests = [self.digests.get(image, "") for image in task.images]
         return await self.gate.call(task.key, service, attempt, inputs=inputs_of(task.task, task.variables, *digests))
 
+    @staticmethod
+    def _read(task: Task, answer: TextResult) -> StepAnswer:
+        """A model's answer as the step's result: a plain one by the length rule, a structured one parsed and
+        validated (one cut off by the length limit is no answer), then `task.check`."""
+        cut = answer.finish_reason == "length"
+        meta = {**answer.meta, "finish_reason": "length"} if cut else answer.meta
+        if task.answer is None:
+            plain = plain_answer(answer.text, task.asked, cut, task.task)
+            result: dict[str, Any] = {"text": plain.text}
+            if plain.trimmed:
+                meta = {**meta, "trimmed": plain.trimmed}
+        elif cut:
+            raise AnswerCutOff(f"the {task.task} answer was cut off at the length limit before its JSON ended")
+        else:
+            result = parse_answer(answer.text, task.answer).model_dump()
+        return StepAnswer(task.check(result) if task.check else result, answer.usage, meta)
+
     async def rephrase(self, iteration: int, lane: str, round_number: int, prompt: str, why: str) -> str:
         """The LLM's rewording of an image prompt that was refused for content policy (intent kept)."""
         result = await self.ask(Task(key_of(iteration, lane, f"rephrase.r{round_number}"), "rephrase",
-                                     {"prompt": prompt, "reason": why}))
+                                     {"prompt": prompt, "reason": why}, asked=ASKED["prompt"]))
         return result["text"]
 
     # --- text tasks ---------------------------------------------------------------------------------
@@ -150,12 +173,12 @@ class Steps(RenderSteps):
             variables["variety"] = variety(None, 0, avoid)
         key = key_of(iteration, lane, task if attempt == 0 else f"{task}.v{attempt}")
         result = await self.ask(Task(key, task, variables, temperature=self.settings.text.temperature,
-                                     view={**variables, "avoid": list(avoid or [])}))
+                                     view={**variables, "avoid": list(avoid or [])}, asked=ASKED[dimension]))
         return result["text"]
 
     async def combine(self, iteration: int, lane: str, what: str, how: str, attempt: int = 0) -> str:
         key = key_of(iteration, lane, "combine" if attempt == 0 else f"combine.v{attempt}")
-        result = await self.ask(Task(key, "combine", {"what": what, "how": how}))
+        result = await self.ask(Task(key, "combine", {"what": what, "how": how}, asked=ASKED["prompt"]))
         return result["text"]
 
     async def critique(self, iteration: int, parent: Any, dimension: str, idea: str) -> Critique:
@@ -191,7 +214,7 @@ class Steps(RenderSteps):
         key = key_of(iteration, lane, task if attempt == 0 else f"{task}.v{attempt}")
         result = await self.ask(Task(key, "refine", variables, temperature=self.settings.text.temperature,
                                      view={**variables, "suggestions": critique.suggestions, "variant": variant,
-                                           "avoid": list(avoid or [])}))
+                                           "avoid": list(avoid or [])}, asked=ASKED[dimension]))
         return result["text"]
 
     async def checklist(self, idea: str) -> list[dict[str, Any]]:

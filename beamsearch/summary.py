@@ -75,6 +75,7 @@ def build_summary(run_document: dict[str, Any], view: RunView) -> dict[str, Any]
         "status": view.status,
         "reason": view.reason,
         "provider": {role: settings.get(role, {}).get("provider") or settings.get("provider") for role in ROLES},
+        "models": models(settings, view),
         "search": {k: settings.get(k) for k in ("n", "m", "iterations", "alpha", "elitism", "seed")},
         "best": candidates[best.id] if best else None,
         "lineage": view.lineage(best.id if best else None),
@@ -85,7 +86,21 @@ def build_summary(run_document: dict[str, Any], view: RunView) -> dict[str, Any]
         "usage": usage,
         "cost_usd": round(view.spent, 6),  # the one spend figure: the sum of the log's costs
         "judging": judging["overall"],
+        "warnings": [view.fallback.message] if view.fallback is not None else [],
     }
+
+
+def models(settings: dict[str, Any], view: RunView) -> dict[str, dict[str, Any]]:
+    """Who served each role and whether its cost is known: `priced` is False for a model no price table
+    knew (its calls were counted as $0), None when the log does not say (runs made before it was kept)."""
+    named = {}
+    for role in ROLES:
+        section = settings.get(role) if isinstance(settings.get(role), dict) else {}
+        provider = section.get("provider") or settings.get("provider") or "openai"
+        model = f"sim-{role}" if provider == "sim" else section.get("model")
+        priced = None if view.unpriced is None else model not in view.unpriced
+        named[role] = {"provider": provider, "model": model, "priced": priced}
+    return named
 
 
 def judging_figures(settings: dict[str, Any], view: RunView, candidates: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -95,6 +110,8 @@ def judging_figures(settings: dict[str, Any], view: RunView, candidates: dict[st
         "alignment": settings.get("alignment", "rating"), "ranking": settings.get("ranking", "scores"),
         "judge_samples": settings.get("judge_samples", 1), "checklist": view.checklist,
     }
+    if view.fallback is not None:
+        overall["alignment_fallback"] = view.fallback.message
     per_iteration: dict[int, dict[str, Any]] = {}
     done = [c for c in candidates.values() if c.get("status") == "done"]
     spreads = {judge: [c["judge_spread"][judge] for c in done if judge in (c.get("judge_spread") or {})]

@@ -191,12 +191,14 @@ def estimate_view(data: dict[str, Any], settings: Any) -> Group:
     calls.add_row("total", str(data["calls"]["total"]), f"${cost['low_usd']:.4f}", f"${cost['high_usd']:.4f}", style="bold")
     tasks = plain("by task: " + ", ".join(f"{task} {count}" for task, count in data["calls"]["by_task"].items()), "dim")
     time_data = data["time"]
-    assumed = ", ".join(f"{s} {v:g}s" for s, v in time_data["latency_assumed"].items())
+    sources = time_data.get("latency_source") or {}
+    assumed = ", ".join(f"{s} {v:g}s" + (f" ({sources[s]})" if s in sources else "")
+                        for s, v in time_data["latency_assumed"].items())
     binding = ", ".join(f"{i['iteration']}: {i['seconds']:g}s ({i['bound_by']})" for i in time_data["per_iteration"])
     lines = [calls, tasks,
              Text.assemble(("time lower bound ", "bold"), (duration(time_data["seconds"]), "bold"),
                            (f" (bound by {time_data.get('bound_by', 'iterations')})", ""),
-                           (f" at typical latencies ({assumed})", "dim")),
+                           (f" at latencies per call of {assumed}", "dim")),
              plain(f"per iteration: {binding}", "dim")]
     lines += [plain(note, "dim") for note in data.get("notes", [])]
     return Group(*lines)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from beamsearch.events import (
     CHECKLIST_KEY,
+    AlignmentFallback,
     AttemptFailed,
     Candidate,
     Event,
@@ -79,6 +80,8 @@ def journal_ident(event: Event) -> str | None:
         return f"ranking:{event.iteration}"
     if isinstance(event, FinalCheck):
         return "final_check"
+    if isinstance(event, AlignmentFallback):
+        return "alignment_fallback"
     return None
 
 
@@ -96,11 +99,13 @@ class RunView:
     journal: dict[str, Event] = field(default_factory=dict)  # journal_ident -> latest logged
     usage: dict[str, ServiceUsage] = field(default_factory=dict)
     checklist: list[dict] | None = None
+    fallback: AlignmentFallback | None = None  # the checklist could not be made: alignment was rated
     status: str = "running"
     reason: str = ""
     sessions: int = 0
     last_finish: RunFinished | None = None  # the run_finished of the last session, if it ended with one
     shaping: dict | None = None  # the past-shaping settings the last session that recorded them followed
+    unpriced: set[str] | None = None  # models of the run no price table knew (None: not recorded)
     events: int = 0
 
     def apply(self, event: Event) -> None:
@@ -126,10 +131,14 @@ class RunView:
             self.final = None  # a later ranking (a resumed run extended) supersedes an earlier final check
         elif isinstance(event, FinalCheck):
             self.final = event
+        elif isinstance(event, AlignmentFallback):
+            self.fallback = event
         elif isinstance(event, RunStarted):
             self.sessions += 1
             if event.shaping is not None:
                 self.shaping = event.shaping
+            if event.unpriced is not None:
+                self.unpriced = (self.unpriced or set()) | set(event.unpriced)
             self.status, self.reason, self.last_finish = "running", "", None
         elif isinstance(event, RunFinished):
             self.status, self.reason, self.last_finish = event.status, event.reason, event
@@ -146,9 +155,11 @@ class RunView:
     def settled_failures(self) -> dict[str, StepFailure]:
         """Step failures that a ranking has already taken into account: replay repeats them, so the
         replayed past is the recorded one. A failure in an iteration that was never ranked (the run
-        stopped in it, perhaps because of that failure) is the future: resume asks again."""
+        stopped in it, perhaps because of that failure) is the future: resume asks again. The run's
+        checklist is the exception: once it failed, the run rated alignment from then on (every lane
+        judged after it did), so its failure is always repeated and a resume judges as the run did."""
         return {key: failure for key, failure in self.failures.items()
-                if (k := iteration_of_key(key)) is not None and k in self.rankings}
+                if key == CHECKLIST_KEY or ((k := iteration_of_key(key)) is not None and k in self.rankings)}
 
     @property
     def spent(self) -> float:

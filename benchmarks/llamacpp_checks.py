@@ -47,12 +47,13 @@ def check_json_schema(base: str, model: str, idea: str) -> dict[str, Any]:
     """beamsearch's checklist request with its strict schema, judged by beamsearch's own validation."""
     from beamsearch.errors import InvalidAnswer
     from beamsearch.judging import validate_checklist
-    from beamsearch.schemas import ChecklistAnswer, parse_answer, strict_json_schema
+    from beamsearch.lengths import max_tokens
+    from beamsearch.schemas import ChecklistAnswer, keywords_of, parse_answer, strict_json_schema
     from beamsearch.templates import Templates
 
     system, user = Templates().render("checklist", {"idea": idea})
     schema = strict_json_schema(ChecklistAnswer)
-    body = {"model": model, "max_completion_tokens": 1200, "temperature": 0.9,
+    body = {"model": model, "max_completion_tokens": max_tokens(None, "checklist"), "temperature": 0.9,
             "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
             "response_format": {"type": "json_schema",
                                 "json_schema": {"name": "checklist", "schema": schema, "strict": True}}}
@@ -72,24 +73,27 @@ def check_json_schema(base: str, model: str, idea: str) -> dict[str, Any]:
     except InvalidAnswer as exc:
         verdict, valid = f"refused by beamsearch's validation: {exc}", False
     return check("json_schema answer", status == 200 and parsed and valid,
-                 f"status {status}, JSON {'parses' if parsed else 'does not parse'}, {verdict} "
-                 f"(finish_reason {choice.get('finish_reason')!r}, {seconds:.1f} s)",
-                 schema_keywords=sorted(keywords_of(schema)), answer=text[:600])
+                 f"status {status}, JSON {'parses' if parsed else 'does not parse'}, schema bounds "
+                 f"{bounds_kept(text) or 'not checked'}, {verdict} (finish_reason {choice.get('finish_reason')!r}, "
+                 f"{seconds:.1f} s)", schema_keywords=sorted(keywords_of(schema)), answer=text[:600])
 
 
-def keywords_of(node: Any) -> set[str]:
-    """The JSON-schema keywords used anywhere in a schema (property names excluded)."""
-    if isinstance(node, list):
-        return set().union(*(keywords_of(n) for n in node)) if node else set()
-    if not isinstance(node, dict):
-        return set()
-    found = {k for k in node if k != "properties"}
-    for key, value in node.items():
-        if key == "properties" and isinstance(value, dict):
-            found |= set().union(*(keywords_of(v) for v in value.values())) if value else set()
-        else:
-            found |= keywords_of(value)
-    return found
+def bounds_kept(text: str) -> str | None:
+    """Whether a checklist answer keeps the bounds its schema sends (1-20 questions, integer weights 1-3,
+    strings within their maxLength): what a grammar-constrained server enforces. None if it is no JSON."""
+    try:
+        questions = json.loads(text).get("questions")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(questions, list):
+        return "no list of questions"
+    broken = [f"weight {q.get('weight')!r}" for q in questions if isinstance(q, dict)
+              and not (isinstance(q.get("weight"), int) and 1 <= q["weight"] <= 3)]
+    broken += [f"question of {len(q['question'])} chars" for q in questions if isinstance(q, dict)
+               and len(str(q.get("question", ""))) > 160]
+    if not 1 <= len(questions) <= 20:
+        broken.append(f"{len(questions)} questions")
+    return "; ".join(broken) if broken else "kept"
 
 
 def task_of(key: str) -> str:
@@ -117,6 +121,8 @@ def analyse_run_log(events: list[dict[str, Any]]) -> dict[str, Any]:
     failed = [{"key": e["key"], "error": e.get("error")} for e in events if e.get("type") == "step_failed"]
     lanes = [{"id": e.get("id"), "error": e.get("error")} for e in events if e.get("type") == "lane_failed"]
     longest: dict[str, int] = {}
+    words: dict[str, int] = {}
+    trimmed = 0
     for e in events:
         if e.get("type") == "step" and e.get("service") == "text":
             result = e.get("result") or {}
@@ -124,6 +130,8 @@ def analyse_run_log(events: list[dict[str, Any]]) -> dict[str, Any]:
             if isinstance(text, str):
                 task = task_of(e["key"])
                 longest[task] = max(longest.get(task, 0), len(text))
+                words[task] = max(words.get(task, 0), len(text.split()))
+                trimmed += "trimmed" in (e.get("meta") or {})
     elapsed: dict[str, float] = {}
     for e in events:
         if e.get("type") == "step" and isinstance(e.get("elapsed"), int | float):
@@ -133,7 +141,8 @@ def analyse_run_log(events: list[dict[str, Any]]) -> dict[str, Any]:
     attempts = Counter(task_of(e["key"]) for e in events if e.get("type") == "step" and e.get("attempts", 1) > 1)
     return {"steps_per_task": dict(sorted(steps.items())), "failed_steps": failed, "failed_lanes": lanes,
             "longest_text_answer_chars": longest, "steps_needing_retries": dict(attempts),
-            "longest_elapsed_s": elapsed,
+            "longest_elapsed_s": elapsed, "longest_text_answer_words": words, "trimmed_answers": trimmed,
+            "fallbacks": [e.get("reason") for e in events if e.get("type") == "alignment_fallback"],
             "candidates_scored": sum(1 for e in events if e.get("type") == "candidate"),
             "status": finished.get("status"), "reason": finished.get("reason")}
 

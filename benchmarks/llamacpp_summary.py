@@ -24,6 +24,12 @@ def _run_lines(run: dict[str, Any]) -> list[str]:
     if log.get("longest_elapsed_s"):
         lines.append("    longest recorded elapsed per step (s, limiter wait and retries included): " + ", ".join(
             f"{k} {v:g}" for k, v in log["longest_elapsed_s"].items()))
+    if log.get("longest_text_answer_words"):
+        lines.append("    longest free-text answer (words): " + ", ".join(
+            f"{k} {v}" for k, v in log["longest_text_answer_words"].items())
+            + f"; {log.get('trimmed_answers', 0)} answers trimmed by rule")
+    for reason in log.get("fallbacks", []):
+        lines.append(f"    checklist fallback: alignment rated instead ({str(reason)[:200]})")
     lines.append(f"    attempt failures: {run['attempt_failures']} (timeouts {run['timeouts']})")
     for message, count in run["attempt_failure_messages"].items():
         lines.append(f"      {count}x {message}")
@@ -41,7 +47,8 @@ def summary_text(result: dict[str, Any]) -> str:
              f"packages: {packages}; model {result.get('model')!r}; server n_ctx {server['n_ctx']}, "
              f"{server['n_parallel']} slot(s), {server['threads']} thread(s)",
              f"search: N={search['n']} M={search['m']} iterations={search['iterations']} "
-             f"alignment={search['alignment']} {' '.join(search['set'])}".rstrip(),
+             f"alignment={search['alignment']} {' '.join(search['set'])}".rstrip()
+             + (f" config={search['config']}" if search.get("config") else ""),
              "", "checks:"]
     for item in result["checks"]:
         lines.append(f"  [{'PASS' if item['passed'] else 'FAIL'}] {item['name']}: {item['detail']}")

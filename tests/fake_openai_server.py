@@ -34,7 +34,16 @@ from typing import Any
 
 from PIL import Image
 
-FAULTS = ("429", "500", "503", "malformed", "schema", "timeout", "401", "404", "400", "quota", "echo_key")
+FAULTS = ("429", "500", "503", "malformed", "schema", "timeout", "401", "404", "400", "quota", "echo_key",
+          "length_empty", "length_junk", "length_usable")
+# Answers cut off by the length limit (finish_reason "length"), as a model that never stops gives them: with
+# no text at all (a reasoning model that spent its tokens thinking), with one run-on sentence and nothing
+# usable, or with whole sentences before the cut. Served in place of the answer (structured or not).
+LENGTH_TEXT = {
+    "length_empty": "",
+    "length_junk": "storm lighthouse wave " * 60 + "storm",
+    "length_usable": "A red lighthouse stands on a black cliff. Waves break white below it. " + "The sea " * 50,
+}
 
 
 @dataclass
@@ -67,6 +76,11 @@ class FakeConfig:
     rate_tokens: float | None = None               # tokens in each bucket at the start (default: full)
     slots: int | None = None                       # requests served at once; the rest queue in the server
     slot_routes: tuple[str, ...] = ("slots", "props")  # which of llama.cpp's GET /slots, /props answer
+    refuse_keywords: tuple[str, ...] = ()          # a json_schema using one of these gets a 400 naming it
+    # faults for the requests whose system prompt holds a phrase (e.g. {"the WHAT half": ["length_junk"]}),
+    # taken in order, one per such request, before any other fault
+    prompt_faults: dict[str, list[str]] = field(default_factory=dict)
+    reasoning_tokens: int = 0                      # a reasoning model: spends this many tokens thinking first
 
 
 @dataclass
@@ -87,6 +101,7 @@ class FakeOpenAI:
         self.stats: dict[str, ServiceStats] = defaultdict(ServiceStats)
         self.bodies: list[dict[str, Any]] = []          # every JSON request body (for parameter checks)
         self.authorizations: list[str] = []             # every Authorization header received (where keys went)
+        self.authorization_headers: list[str | None] = []  # the same, None when the header was absent
         self.images_checked = 0
         self.files: dict[str, bytes] = {}
         self.gets: list[str] = []                       # every GET path (image downloads)
@@ -180,6 +195,14 @@ class FakeOpenAI:
                 self._slots = threading.Semaphore(self.config.slots)
             return self._slots
 
+    def _prompt_fault(self, body: dict[str, Any]) -> str | None:
+        system = " ".join(_text_of(m.get("content")) for m in body.get("messages", []) if m.get("role") == "system")
+        with self._lock:
+            for phrase, faults in self.config.prompt_faults.items():
+                if phrase in system and faults:
+                    return faults.pop(0)
+        return None
+
     def total_requests(self) -> int:
         return sum(s.requests for s in self.stats.values())
 
@@ -218,6 +241,23 @@ def _image_urls(messages: list[dict[str, Any]]) -> list[str]:
                 if isinstance(part, dict) and part.get("type") == "image_url":
                     urls.append(part["image_url"]["url"])
     return urls
+
+
+def _keyword_path(node: Any, keyword: str, path: tuple[str, ...] = ()) -> str | None:
+    """Where in a JSON schema `keyword` is used (as a keyword, not a property name), or None."""
+    if isinstance(node, list):
+        return next((p for item in node if (p := _keyword_path(item, keyword, path)) is not None), None)
+    if not isinstance(node, dict):
+        return None
+    if keyword in node:
+        return ", ".join(repr(p) for p in path)
+    for key, value in node.items():
+        inner = value.items() if key == "properties" and isinstance(value, dict) else [(key, value)]
+        for name, child in inner:
+            found = _keyword_path(child, keyword, (*path, key, name) if key == "properties" else (*path, key))
+            if found is not None:
+                return found
+    return None
 
 
 def _plain_answer(system: str, user: str, policy_words: tuple[str, ...]) -> str:
@@ -371,6 +411,7 @@ class _Handler(BaseHTTPRequestHandler):
         owner, config = self.server_owner, self.server_owner.config
         with owner._lock:
             owner.authorizations.append(self.headers.get("Authorization") or "")
+            owner.authorization_headers.append(self.headers.get("Authorization"))
         if config.api_key is not None and self.headers.get("Authorization") != f"Bearer {config.api_key}":
             given = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
             masked = given[:3] + "*" * 8 + given[-4:] if len(given) > 8 else "***"
@@ -389,7 +430,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(429, "Rate limit reached for requests. Please try again later.", "requests",
                         code="rate_limit_exceeded")
             return
-        fault = owner._choose_fault(service)
+        fault = owner._prompt_fault(body) or owner._choose_fault(service)
         if fault is not None:
             stats.faults[fault] += 1
             if self._inject(fault, service):
@@ -404,7 +445,7 @@ class _Handler(BaseHTTPRequestHandler):
             if service == "image":
                 self._image(body, stats, broken=fault == "schema")
             else:
-                self._chat(service, body, stats, schema_fault=fault == "schema")
+                self._chat(service, body, stats, fault)
         finally:
             if slots is not None:
                 slots.release()
@@ -419,6 +460,13 @@ class _Handler(BaseHTTPRequestHandler):
                     "Use 'max_completion_tokens' instead.", "max_tokens", "unsupported_parameter")
         if config.reject_max_completion_tokens and "max_completion_tokens" in body:
             return ("Unrecognized request argument supplied: max_completion_tokens", None, None)
+        response_format = body.get("response_format")
+        spec = (response_format.get("json_schema") or {}) if isinstance(response_format, dict) else {}
+        for keyword in config.refuse_keywords:  # worded as OpenAI's strict structured outputs word it
+            where = _keyword_path(spec.get("schema"), keyword)
+            if where is not None:
+                return (f"Invalid schema for response_format '{spec.get('name')}': In context=({where}), "
+                        f"'{keyword}' is not permitted.", "response_format", "invalid_json_schema")
         return None
 
     def _inject(self, fault: str, service: str) -> bool:
@@ -453,13 +501,13 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault == "timeout":
             time.sleep(config.timeout_sleep)
             self._error(503, "too late", "server_error")
-        elif fault == "schema":
-            return False  # served by the endpoint as an answer that breaks its schema (or is no image)
+        elif fault == "schema" or fault in LENGTH_TEXT:
+            return False  # served by the endpoint as an answer that breaks its schema (or is no image), or is cut
         return True
 
     # --- endpoints --------------------------------------------------------------------------------
 
-    def _chat(self, service: str, body: dict[str, Any], stats: ServiceStats, schema_fault: bool) -> None:
+    def _chat(self, service: str, body: dict[str, Any], stats: ServiceStats, fault: str | None) -> None:
         owner = self.server_owner
         messages = body.get("messages", [])
         system = "\n".join(_text_of(m.get("content")) for m in messages if m.get("role") == "system")
@@ -483,23 +531,33 @@ class _Handler(BaseHTTPRequestHandler):
                 owner.images_checked += 1
             seed += data
         response_format = body.get("response_format") or {}
-        if response_format.get("type") == "json_schema":
+        finish, reasoning = "stop", 0
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        if owner.config.reasoning_tokens and limit is not None and limit <= owner.config.reasoning_tokens:
+            fault, reasoning = "length_empty", int(limit)  # it thought until the limit and said nothing
+        elif owner.config.reasoning_tokens:
+            reasoning = owner.config.reasoning_tokens
+        if fault in LENGTH_TEXT:
+            text, finish = LENGTH_TEXT[fault], "length"
+        elif response_format.get("type") == "json_schema":
             spec = response_format["json_schema"]
             answer = _schema_answer(spec.get("name", ""), spec.get("schema", {}), seed, user)
-            if schema_fault:
+            if fault == "schema":
                 answer = {"unexpected": "this answer does not fit the schema"}
             text = json.dumps(answer)
         else:
-            text = "" if schema_fault else _plain_answer(system, user, owner.config.policy_words)
+            text = "" if fault == "schema" else _plain_answer(system, user, owner.config.policy_words)
         prompt_tokens = len(json.dumps(messages)) // 4
         completion: dict[str, Any] = {
             "id": f"chatcmpl-{stats.requests}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", "fake"),
-            "choices": [{"index": 0, "finish_reason": "stop",
+            "choices": [{"index": 0, "finish_reason": finish,
                          "message": {"role": "assistant", "content": text, "refusal": None}}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text) // 4 + 1,
-                      "total_tokens": prompt_tokens + len(text) // 4 + 1},
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text) // 4 + 1 + reasoning,
+                      "total_tokens": prompt_tokens + len(text) // 4 + 1 + reasoning},
         }
+        if reasoning:
+            completion["usage"]["completion_tokens_details"] = {"reasoning_tokens": reasoning}
         if owner.config.omit_usage:
             del completion["usage"]
         self._json(200, completion)

@@ -130,9 +130,11 @@ def test_api_key_env_must_be_a_variable_name_and_real_names_pass(tmp_path) -> No
     with pytest.raises(SettingsError) as caught:
         resolve(None, {"text.api_key_env": "MY-KEY"}, environ={})
     assert caught.value.message == ("Setting 'text.api_key_env' must name an environment variable (letters, digits "
-                                    "and underscores, not starting with a digit), like OPENAI_API_KEY.")
+                                    "and underscores, not starting with a digit), like OPENAI_API_KEY, or be none for "
+                                    "a server without keys.")
     for name in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "MY_COMPANY_OPENAI_API_KEY_PRODUCTION_2024", "local_llm_key"):
         assert resolve(None, {"image.api_key_env": name}, environ={}).image.api_key_env == name
+    assert resolve(None, {"text.api_key_env": "None"}, environ={}).text.api_key_env == "none"  # no key at all
 
 
 @pytest.mark.parametrize(("text", "expected"), [

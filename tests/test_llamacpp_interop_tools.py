@@ -120,3 +120,19 @@ def test_local_config_is_valid_and_local() -> None:
         assert getattr(settings, role).base_url == "http://127.0.0.1:8080/v1"
         assert getattr(settings.limits, role).concurrency == 1
     assert settings.role_provider("image") == "sim"
+    assert settings.text.api_key_env == "none" and settings.vision.api_key_env == "none"  # keyless
+
+
+def test_the_interop_run_starts_from_a_given_config_pointed_at_the_server(tmp_path: Path) -> None:
+    from benchmarks.llamacpp_interop import answers_within_length, parse_args, run_config
+
+    args = parse_args(["--config", str(ROOT / "configs" / "local.yaml"), "--out", str(tmp_path)])
+    config = run_config(args, "http://127.0.0.1:5555/v1", "the-model", None)
+    assert config["text"]["base_url"] == "http://127.0.0.1:5555/v1" and config["text"]["model"] == "the-model"
+    assert config["text"]["max_output_tokens"]["expand"] == 160 and config["text"]["api_key_env"] == "none"
+    assert config["vision"] == {"provider": "sim"} and config["limits"] == {"text": {"concurrency": 1, "rpm": None}}
+    validate(config)
+    plain = run_config(parse_args(["--out", str(tmp_path)]), "http://127.0.0.1:5555/v1", "m", None)
+    assert "api_key_env" not in plain["text"] and "limits" not in plain  # beamsearch's defaults
+    assert answers_within_length({"longest_text_answer_words": {"expand_what": 80, "combine": 150}})["passed"]
+    assert not answers_within_length({"longest_text_answer_words": {"expand_how": 51}})["passed"]

@@ -43,7 +43,7 @@ class TextRequest:
     schema: dict[str, Any] | None = None
     schema_name: str = "answer"
     temperature: float | None = None
-    max_output_tokens: int = 1200
+    max_output_tokens: int = 1200  # the answer's tokens; steps set it per task (`beamsearch.lengths`)
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,13 @@ class VisionRequest(TextRequest):
 
 @dataclass(frozen=True)
 class TextResult:
-    """The model's answer text, what it cost, and provider metadata worth recording (e.g. sim truth)."""
+    """The model's answer text, what it cost, and provider metadata worth recording (e.g. sim truth).
+    `finish_reason` is the server's word on why the answer ended ("length": cut off by the token limit)."""
 
     text: str
     usage: Usage
     meta: dict[str, Any] = field(default_factory=dict)
+    finish_reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ Each role has its own settings (model, base_url, key variable, timeout), so text
 local OpenAI-compatible server while images come from a hosted one; roles that name the same endpoint
 share one client (`openai_clients.ClientPool`). The SDK's own retries are off: the gate retries, with limits shared across lanes. Every SDK
 failure is translated by `openai_errors` into the error vocabulary the gate understands. A model that
-refuses a parameter (`temperature` on reasoning models, `max_tokens` versus `max_completion_tokens`,
-`response_format` on some local servers) is asked again at once without it, and the refusal is
-remembered for that model, so it costs one extra request per model rather than a failed step.
+refuses a parameter or a keyword of the answer's JSON schema is asked again at once without it, and the
+refusal is remembered for that model (`openai_adapt`), so it costs one extra request per model rather
+than a failed step. A reasoning model's thinking room is learned the same way (`_chat_usage`).
 
 Requests go through the client's public `post(path, body=..., cast_to=httpx2.Response)`: the answer's
 JSON is read once into plain data (the SDK's typed models would be built and thrown away), and its
@@ -26,15 +26,15 @@ import binascii
 import dataclasses
 import io
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from beamsearch.costs import typical_usage
-from beamsearch.endpoints import host_of
-from beamsearch.errors import CallError, FatalCallError, InvalidAnswer, SettingsError, paid
+from beamsearch.endpoints import MissingKey, host_of, role_key
+from beamsearch.errors import AnswerCutOff, CallError, FatalCallError, InvalidAnswer, SettingsError, paid
 from beamsearch.providers.base import ImageRequest, ImageResult, TextRequest, TextResult, Usage, VisionRequest
+from beamsearch.providers.openai_adapt import Adaptations
 from beamsearch.providers.openai_clients import ClientPool, _Shared, new_client, preload, sdk_failures
 from beamsearch.ratelimit import advice_from_headers
 from beamsearch.shrink import MIME, fits, to_jpeg
@@ -42,21 +42,22 @@ from beamsearch.shrink import MIME, fits, to_jpeg
 __all__ = ["ClientPool", "OpenAIRole", "build_role", "data_url", "image_format", "new_client", "preload"]
 
 MAX_ADAPTATIONS = 4
-RENAMES = {"max_completion_tokens": "max_tokens", "max_tokens": "max_completion_tokens"}
+MAX_REASONING_ROOM = 16_000  # the most tokens of thinking room a role adds to an answer's own limit
 PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
-OPTIONAL = {"temperature", "max_tokens", "max_completion_tokens", "response_format"}
 PATHS = {"text": "/chat/completions", "vision": "/chat/completions", "image": "/images/generations"}
 
 
-def api_key(role: str, env: str) -> str:
-    """The key for `role`, read from its environment variable; a clear SettingsError when it is missing."""
-    value = os.environ.get(env, "").strip()
-    if not value:
+def api_key(role: str, settings: Any) -> str | None:
+    """The key for `role` from its environment variable, or None for a keyless server (`api_key_env:
+    none`, or an unset variable on a loopback endpoint: see `endpoints.role_key`); a clear SettingsError
+    when a key is needed and missing."""
+    try:
+        return role_key(settings)
+    except MissingKey:
         raise SettingsError(
-            f"The {role} role needs an API key in the environment variable {env}, which is not set: "
-            "set it, or run offline with --provider sim."
-        )
-    return value
+            f"The {role} role needs an API key in the environment variable {settings.api_key_env}, which is not "
+            "set: set it, set api_key_env: none for a server without keys, or run offline with --provider sim."
+        ) from None
 
 
 def field(obj: Any, name: str) -> Any:
@@ -104,7 +105,7 @@ class OpenAIRole:
     """One role: its settings, a share of its endpoint's client, and what it learned about its model's
     parameters."""
 
-    def __init__(self, role: str, settings: Any, key: str, pool: ClientPool | None = None) -> None:
+    def __init__(self, role: str, settings: Any, key: str | None, pool: ClientPool | None = None) -> None:
         from beamsearch.providers.openai_errors import ErrorMapper
 
         self.role = role
@@ -113,51 +114,31 @@ class OpenAIRole:
         self._pool = pool if pool is not None else ClientPool.for_running_loop()
         from beamsearch.providers.bounded import body_cap
 
-        self._shared: _Shared | None = self._pool.acquire(settings.base_url, key,
+        self._shared: _Shared | None = self._pool.acquire(settings.base_url, key or "",
                                                           body_cap(role, settings) if role == "image" else None)
         self.client = self._shared.client
         self._path = PATHS[role]
-        self.errors = ErrorMapper(role, settings.model, settings.base_url, settings.api_key_env, key)
-        self.dropped: set[str] = set()
-        self.renamed: dict[str, str] = {}
-        self.refused: set[str] = set()
+        self.errors = ErrorMapper(role, settings.model, settings.base_url, settings.api_key_env, key or "")
+        self.keyless = key is None  # no key: the Authorization header is left out of every request
+        self.adaptations = Adaptations()  # what this role's model refused, left out from then on
+        self.reasoning_room = 0  # tokens this role's model was seen to spend thinking (see `_chat_usage`)
 
     async def aclose(self) -> None:
         shared, self._shared = self._shared, None
         if shared is not None:
             await self._pool.release(shared)
 
-    def _adapt(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Apply what earlier refusals taught us about this model."""
-        adapted = {}
-        for name, value in params.items():
-            name = self.renamed.get(name, name)
-            if name not in self.dropped:
-                adapted[name] = value
-        return adapted
-
-    def _learn(self, exc: BaseException, params: dict[str, Any], sent: dict[str, Any]) -> str | None:
-        """If `exc` refuses an optional parameter we sent, remember to rename or drop it; say what changed."""
-        from beamsearch.providers.openai_errors import rejected_parameter
-
-        name = rejected_parameter(exc, {n for n in sent if n in OPTIONAL})
-        if name is None:
-            return None
-        self.refused.add(name)
-        original = next((k for k in params if self.renamed.get(k, k) == name), name)
-        if name in RENAMES and RENAMES[name] not in self.refused:
-            self.renamed[original] = RENAMES[name]
-            return f"{name} -> {RENAMES[name]}"
-        self.dropped.add(name)
-        return f"dropped {name}"
-
     async def _post(self, body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         """One request: the answer's JSON as plain data, and what its headers tell (rate-limit advice,
         request id) for the result's meta. A malformed body raises json.JSONDecodeError, as the SDK would."""
         import httpx2
 
-        response = await self.client.post(self._path, body=body, cast_to=httpx2.Response,
-                                          options={"timeout": self.settings.timeout})
+        options: dict[str, Any] = {"timeout": self.settings.timeout}
+        if self.keyless:  # the SDK's way to send no Authorization header at all
+            import openai
+
+            options["headers"] = {"Authorization": openai.Omit()}
+        response = await self.client.post(self._path, body=body, cast_to=httpx2.Response, options=options)
         data = json.loads(response.content)
         meta: dict[str, Any] = {}
         advice = advice_from_headers(response.headers, time.monotonic())
@@ -175,11 +156,11 @@ class OpenAIRole:
         learned: list[str] = []
         failures = sdk_failures()
         for _ in range(MAX_ADAPTATIONS + 1):
-            sent = self._adapt(params)
+            sent = self.adaptations.adapt(params)
             try:
                 answer, meta = await self._post(sent)
             except failures as exc:
-                change = self._learn(exc, params, sent)
+                change = self.adaptations.learn(exc, params, sent)
                 if change is None:
                     raise self.errors.map(exc) from None
                 learned.append(change)
@@ -192,10 +173,11 @@ class OpenAIRole:
     # --- chat (text and vision) -----------------------------------------------------------------
 
     async def _chat(self, request: TextRequest, content: Any) -> TextResult:
+        limit = request.max_output_tokens + self.reasoning_room
         params: dict[str, Any] = {
             "model": self.model,
             "messages": [{"role": "system", "content": request.system}, {"role": "user", "content": content}],
-            "max_completion_tokens": request.max_output_tokens,
+            "max_completion_tokens": limit,
         }
         temperature = request.temperature if request.temperature is not None else self.settings.temperature
         if temperature is not None:
@@ -212,25 +194,36 @@ class OpenAIRole:
         result_usage = self._chat_usage(completion, meta)
         message = field(choices[0], "message")
         text = field(message, "content")
+        finish = field(choices[0], "finish_reason")
         if not isinstance(text, str) or not text.strip():  # an answer all the same: it is paid for
+            if finish == "length":
+                raise AnswerCutOff(f"the {self.role} service's answer was cut off at the length limit ({limit} "
+                                   "tokens) before any text", usage=result_usage)
             refusal = field(message, "refusal")
-            why = f"refused: {str(refusal)[:120]}" if refusal else f"finish_reason {field(choices[0], 'finish_reason')}"
+            why = f"refused: {str(refusal)[:120]}" if refusal else f"finish_reason {finish}"
             raise InvalidAnswer(f"the {self.role} service gave an empty answer ({why})", usage=result_usage)
-        return TextResult(text=text, usage=result_usage, meta=meta)
+        return TextResult(text=text, usage=result_usage, meta=meta,
+                          finish_reason=finish if isinstance(finish, str) else None)
 
     def _chat_usage(self, completion: Any, meta: dict[str, Any]) -> Usage:
         """What a chat answer cost: its usage block, else (some compatible servers send none) the typical
-        call, never a free one."""
+        call, never a free one. Reasoning tokens it reports teach the role how much room its model needs
+        to think (`reasoning_room`, added to every later answer's limit)."""
         usage = field(completion, "usage")
         if usage is None:
             meta["usage_estimated"] = True
             return typical_usage(self.role, self.model)
         try:
-            return Usage(model=self.model, input_tokens=int(field(usage, "prompt_tokens") or 0),
-                         output_tokens=int(field(usage, "completion_tokens") or 0))
+            reasoning = int(field(field(usage, "completion_tokens_details"), "reasoning_tokens") or 0)
+            counted = Usage(model=self.model, input_tokens=int(field(usage, "prompt_tokens") or 0),
+                            output_tokens=int(field(usage, "completion_tokens") or 0))
         except (TypeError, ValueError):
             raise InvalidAnswer(f"the {self.role} service sent a malformed usage block",
                                 usage=typical_usage(self.role, self.model)) from None
+        if reasoning > 0:
+            meta["reasoning_tokens"] = reasoning
+            self.reasoning_room = min(MAX_REASONING_ROOM, max(self.reasoning_room, reasoning * 3 // 2))
+        return counted
 
     async def complete(self, request: TextRequest) -> TextResult:
         return await self._chat(request, request.user)
@@ -341,8 +334,8 @@ class OpenAIRole:
 
 
 def build_role(role: str, role_settings: Any) -> OpenAIRole:
-    """The provider object for `role` ("text", "image" or "vision"); raises SettingsError without a key."""
+    """The provider object for `role` ("text", "image" or "vision"); raises SettingsError without a key it
+    needs."""
     if role not in ("text", "image", "vision"):
         raise ValueError(f"unknown role {role!r}")
-    key = api_key(role, role_settings.api_key_env)
-    return OpenAIRole(role, role_settings, key)
+    return OpenAIRole(role, role_settings, api_key(role, role_settings))

@@ -20,6 +20,7 @@ import weakref
 from typing import Any
 
 _preloading: threading.Thread | None = None
+KEYLESS = "no-key"  # what the SDK is given for a server without keys (never sent: see OpenAIRole._post)
 
 
 def _import_sdk() -> None:
@@ -73,7 +74,9 @@ def new_client(base_url: str | None, key: str) -> tuple[Any, Any]:
     verify = None if base_url is not None and urllib.parse.urlsplit(base_url).scheme == "http" else True
     transport = CappedTransport(MAX_CHAT_BYTES, host_of(base_url), verify)
     http_client = bounded_client(MAX_CHAT_BYTES, base_url, verify, transport)
-    return openai.AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, http_client=http_client), transport
+    # a keyless endpoint's client holds a stand-in the SDK insists on; its requests leave the header out
+    return openai.AsyncOpenAI(api_key=key or KEYLESS, base_url=base_url, max_retries=0,
+                              http_client=http_client), transport
 
 
 class ClientPool:

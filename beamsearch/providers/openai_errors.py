@@ -122,6 +122,24 @@ def rejected_parameter(exc: BaseException, sent: set[str]) -> str | None:
     return None
 
 
+def rejected_keyword(exc: BaseException, used: set[str]) -> str | None:
+    """Which of the JSON-schema keywords `used` in the schema we sent a 400 refuses, if any.
+
+    OpenAI's strict structured outputs word it "Invalid schema for response_format 'x': In context=(...),
+    'maxLength' is not permitted"; other servers "unsupported keyword: minimum". A refusal of the schema
+    (its `param` is response_format, or its message speaks of a schema) that names a keyword we used is
+    enough; keywords are matched as whole words (`minimum` is not found inside `exclusiveMinimum`)."""
+    if not isinstance(exc, openai.BadRequestError) or not used:
+        return None
+    detail = server_detail(exc)
+    if exc.param != "response_format" and "schema" not in detail.lower() and "keyword" not in detail.lower():
+        return None
+    for name in sorted(used, key=len, reverse=True):
+        if re.search(rf"(?<![A-Za-z]){re.escape(name)}(?![A-Za-z])", detail, re.IGNORECASE):
+            return name
+    return None
+
+
 def is_policy_refusal(exc: openai.APIStatusError) -> bool:
     code = error_code(exc)
     if any(c in code for c in POLICY_CODES):
@@ -173,6 +191,9 @@ class ErrorMapper:
         detail = self._clean(server_detail(exc))
         code = error_code(exc)
         model = self.model
+        if status == 401 and not self._secret:
+            return AuthError(f"The {self.role} service at {self.where} asks for an API key (401 Unauthorized) and none "
+                             "was sent: set api_key_env to the environment variable that holds it.")
         if status == 401:
             return AuthError(
                 f"The {self.role} service at {self.where} rejected the API key from the environment variable "
