@@ -124,11 +124,12 @@ def _print_summary(path: Path, json_mode: bool, code: int, summary: dict[str, An
     except Exception:  # a second Ctrl-C may have cut a log short: the resume line is what matters
         return
     if json_mode:  # the last line of the stream: one JSON object, like every event before it
-        import json
+        from beamsearch.batch_events import BatchResult
+        from beamsearch.terminal import json_safe
 
-        typer.echo(json.dumps({"type": "batch_result", "batch_dir": str(path), "exit_code": code,
-                               **{k: summary[k] for k in ("status", "reason", "counts", "cost_usd")}},
-                              ensure_ascii=False))
+        result = BatchResult(batch_dir=str(path), exit_code=code,
+                             **{k: summary[k] for k in ("status", "reason", "counts", "cost_usd")})
+        typer.echo(json_safe(result.to_line()))
     else:
         print_batch(summary)
 

@@ -65,6 +65,18 @@ class BatchFinished(Event):
     cost_usd: float = 0.0
 
 
+class BatchResult(Event):
+    """The last line of `batch --json` (printed, not logged): where the batch is, how it ended, its exit code."""
+
+    type: Literal["batch_result"] = "batch_result"
+    batch_dir: str
+    exit_code: int
+    status: str
+    reason: str = ""
+    counts: dict[str, int] = Field(default_factory=dict)
+    cost_usd: float = 0.0
+
+
 BATCH_TYPES: dict[str, type[Event]] = {cls.model_fields["type"].default: cls
                                        for cls in (BatchStarted, IdeaStarted, IdeaFinished, BatchFinished)}
 
