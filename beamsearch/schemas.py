@@ -43,9 +43,9 @@ Short = Annotated[str, Field(json_schema_extra={"maxLength": 160})]
 Id = Annotated[str, Field(json_schema_extra={"maxLength": 24})]
 # The checklist's weight is asked as a whole number 1-3 (integer bounds are what a grammar enforces;
 # number bounds are not, by llama.cpp), and read as any number in (0, 10], as it always was (old logs).
-Weight = Annotated[float, Strict(), Field(gt=0, le=10), WithJsonSchema({
-    "type": "integer", "minimum": 1, "maximum": 3,
-    "description": "importance: 1 for a detail, 2 for a clear requirement, 3 for an essential element"})]
+Weight = Annotated[float, Strict(), Field(gt=0, le=10), WithJsonSchema(dict(
+    type="integer", minimum=1, maximum=3,
+    description="importance: 1 for a detail, 2 for a clear requirement, 3 for an essential element"))]
 
 
 class AlignmentAnswer(Answer):

@@ -183,10 +183,10 @@ class OpenAIRole:
         if temperature is not None:
             params["temperature"] = temperature
         if request.schema is not None:
-            params["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": request.schema_name or "answer", "schema": request.schema, "strict": True},
-            }
+            params["response_format"] = dict(  # OpenAI's wire format, not an event
+                type="json_schema",
+                json_schema={"name": request.schema_name or "answer", "schema": request.schema, "strict": True},
+            )
         completion, meta = await self._call(params)
         choices = field(completion, "choices")
         if not isinstance(choices, list) or not choices:
@@ -235,8 +235,8 @@ class OpenAIRole:
             urls = [await asyncio.to_thread(data_url, path, max_side) for path in request.images]
         except Exception as exc:  # a file gone or damaged since it was checked; Pillow raises many types
             raise InvalidAnswer(f"the image to judge cannot be read ({type(exc).__name__})") from None
-        content: list[dict[str, Any]] = [{"type": "text", "text": request.user}]
-        content += [{"type": "image_url", "image_url": {"url": url, "detail": detail}} for url in urls]
+        content: list[dict[str, Any]] = [dict(type="text", text=request.user)]  # OpenAI's content parts
+        content += [dict(type="image_url", image_url={"url": url, "detail": detail}) for url in urls]
         return await self._chat(request, content)
 
     async def parallelism(self) -> int | None:
