@@ -101,3 +101,26 @@ def test_a_disk_full_before_the_run_folder_is_whole_leaves_no_folder(tmp_path, m
     assert [line for line in result.stderr.splitlines() if line.startswith("Error:")][0].startswith(
         "Error: The disk is full")
     assert list(runs.iterdir()) == []
+
+
+def test_nothing_more_is_paid_for_once_the_disk_is_full(tmp_path, monkeypatch) -> None:
+    """The first write the disk refuses stops the gate: no model call starts after it (calls already in
+    flight may finish; their answers cannot be recorded, so a resume asks them again)."""
+    from beamsearch.providers.sim import Simulator
+
+    runs = tmp_path / "runs"
+    seen = fill_disk_after(monkeypatch, runs, 12)
+    started: list[int] = []  # how many writes had been tried when each call started
+    for name in ("complete", "generate", "judge"):
+        real = getattr(Simulator, name)
+
+        async def counted(self, request, _real=real):
+            started.append(len(seen))
+            return await _real(self, request)
+
+        monkeypatch.setattr(Simulator, name, counted)
+    result = CliRunner().invoke(app, ["run", "--provider", "sim", "-p", "a white boat on a blue lake", "-n", "4",
+                                      "-m", "2", "-i", "3", "--runs-dir", str(runs), "--quiet"], env=ZERO)
+    assert result.exit_code == 1, result.output
+    assert started and min(started) < 12  # calls were made before the disk filled up
+    assert [count for count in started if count >= 12] == []
