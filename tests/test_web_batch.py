@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from batchhelp import FIVE, batch_events, batch_of
-from webhelp import make_run, raw_get, sse
+from webhelp import browser_page, make_run, raw_get, sse
 
 from beamsearch.batch_index import show_batch
 from beamsearch.batch_store import BatchStore
@@ -164,3 +164,44 @@ async def test_hostile_names_symlinks_and_logs_never_lead_out_of_the_batch(batch
         holder.close()
     assert entry["status"] == "running" and entry["ideas_done"] == 0
     assert entry["cost_usd"] == 0.0  # none of the three followed (each would add the 5.0 the outside run spent)
+
+
+CARDS = """() => [...document.querySelectorAll("#ideas .card")].map((c) => ({
+  idea: Number(c.dataset.idea), status: c.dataset.status, link: (c.querySelector("a.thumb") || {}).pathname || null,
+  image: Boolean(c.querySelector("img") && c.querySelector("img").complete && c.querySelector("img").naturalWidth > 0),
+  prompt: c.querySelector(".prompt").textContent }))"""
+
+
+async def test_in_a_browser_the_batch_page_fills_its_cards_as_ideas_finish(batch: Path, tmp_path: Path) -> None:
+    lines = (batch / "batch.jsonl").read_text().splitlines(keepends=True)
+    last = next(i for i in reversed(range(len(lines))) if json.loads(lines[i])["type"] == "idea_finished")
+    finished, held = json.loads(lines[last]), lines[last]
+    (batch / "batch.jsonl").write_text("".join(lines[:last] + lines[last + 1:-1]))  # that idea, and the end, not yet
+    runs = {row["idea"]: row["run"] for row in show_batch(batch)["rows"]}
+    async with serving(batch.parent, port=0) as server, browser_page(tmp_path / "profile") as page:
+        await page.goto(server.run_url(batch.name))
+        await page.evaluate("window.__samePage = true")
+        await page.wait_for_function("() => document.querySelectorAll('#ideas .card img').length === 2", timeout=10_000)
+        cards = await page.evaluate(CARDS)
+        assert [c["prompt"] for c in cards] == FIVE[:3]
+        assert {c["idea"]: c["status"] for c in cards} == {1: "done", 2: "done", 3: "done", finished["idea"]: "stopped"}
+        assert all(c["link"] == f"/runs/{batch.name}/{runs[c['idea']]}/" for c in cards)
+        with open(batch / "batch.jsonl", "a") as handle:
+            handle.write(held)
+        await page.wait_for_function("() => [...document.querySelectorAll('#ideas .card img')]"
+                                     ".filter((i) => i.complete && i.naturalWidth > 0).length === 3", timeout=10_000)
+        cards = await page.evaluate(CARDS)
+        assert [c["status"] for c in cards] == ["done"] * 3 and all(c["image"] for c in cards)
+        assert await page.evaluate("window.__samePage === true")  # live, not reloaded
+        await page.goto(server.url)  # the list: the batch beside the run, with its best idea's image
+        await page.wait_for_function("() => [...document.querySelectorAll('.run[data-kind=batch] img')]"
+                                     ".some((i) => i.complete && i.naturalWidth > 0)", timeout=10_000)
+        line = await page.evaluate("() => document.querySelector('.run[data-kind=batch] .muted').textContent")
+        assert line.startswith("3 of 3 ideas done · best ")
+        await page.goto(server.run_url(batch.name))
+        await page.click(f'#ideas .card[data-idea="{finished["idea"]}"] a.thumb', timeout=10_000)  # on to that idea's own run page
+        await page.wait_for_function("() => document.body.dataset.status === 'done'", timeout=10_000)
+        up = await page.evaluate("() => [document.getElementById('up').hidden, document.getElementById('up').pathname]")
+        assert up == [False, f"/runs/{batch.name}/"]
+        assert await page.evaluate("() => document.querySelectorAll('#lanes .card img').length") > 0
+

@@ -95,7 +95,7 @@ async def test_the_view_is_read_only_answers_only_its_own_host_and_sends_the_sec
 
 
 def test_pages_have_no_inline_script_and_scripts_never_parse_data_as_html() -> None:
-    for page in ("index.html", "run.html"):
+    for page in ("index.html", "run.html", "batch.html"):
         html = (STATIC / page).read_text()
         scripts = re.findall(r"<script\b[^>]*>(.*?)</script>", html, re.S)
         assert scripts and all(body.strip() == "" for body in scripts), page
