@@ -205,3 +205,35 @@ async def test_in_a_browser_the_batch_page_fills_its_cards_as_ideas_finish(batch
         assert up == [False, f"/runs/{batch.name}/"]
         assert await page.evaluate("() => document.querySelectorAll('#lanes .card img').length") > 0
 
+
+def test_batch_serve_shows_the_batch_live_in_its_own_process(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import httpx2
+    from batchhelp import ideas_file
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BEAMSEARCH_")}
+    env.update({"BEAMSEARCH_SIM__LATENCY__TEXT__MEAN": "0.05", "BEAMSEARCH_SIM__LATENCY__IMAGE__MEAN": "1.0",
+                "BEAMSEARCH_SIM__LATENCY__VISION__MEAN": "0.05"})
+    command = [sys.executable, "-m", "beamsearch", "batch", str(ideas_file(tmp_path, FIVE[:2])), "--provider", "sim",
+               "-n", "2", "-m", "1", "--iterations", "2", "--runs-dir", str(tmp_path / "runs"), "--serve", "--port", "0",
+               "--quiet"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    try:
+        line = process.stderr.readline()
+        assert line.startswith("Watch it live at http://127.0.0.1:"), line
+        url = line.split(" at ", 1)[1].strip()
+        with httpx2.Client(trust_env=False, timeout=10) as client:
+            page = client.get(url)
+            assert page.status_code == 200 and 'src="/static/batch.js"' in page.text
+            with client.stream("GET", url + "events") as stream:
+                data = next(line for line in stream.iter_lines() if line.startswith("data:"))
+        meta = json.loads(data.removeprefix("data:"))
+        assert meta["kind"] == "batch" and meta["running"] is True  # served while the batch runs, by its process
+        assert [i["prompt"] for i in meta["ideas"]] == FIVE[:2]
+        process.communicate(timeout=60)
+        assert process.returncode == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
