@@ -237,3 +237,9 @@ def test_batch_serve_shows_the_batch_live_in_its_own_process(tmp_path: Path) -> 
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_serve_given_a_batch_folder_opens_its_page(batch: Path) -> None:
+    from beamsearch.serve import where_to_serve
+
+    assert where_to_serve(batch) == (batch.resolve().parent, batch.name)
