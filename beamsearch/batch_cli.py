@@ -86,13 +86,28 @@ class Stopping:
                        "once)...", err=True)
 
 
-def drive(opened: Any, json_mode: bool, quiet: bool) -> None:
+async def session(opened: Any, listeners: list[Any], serve: str | None) -> Any:
+    """The batch's session, and with `serve` ("HOST:PORT") the web view of its runs folder in this same
+    loop. Pages follow the batch's and its ideas' logs as `beamsearch serve` beside it would: there is no
+    live bus, which follows one run at a time, and a batch runs several at once."""
+    from beamsearch.batch import run_batch
+
+    if serve is None:
+        return await run_batch(opened, listeners)
+    from beamsearch.serve import serving
+
+    host, _, port = serve.rpartition(":")
+    async with serving(opened.store.path.parent, host or "127.0.0.1", int(port)) as server:
+        typer.echo(f"Watch it live at {server.run_url(opened.store.path.name)}", err=True)
+        return await run_batch(opened, listeners)
+
+
+def drive(opened: Any, json_mode: bool, quiet: bool, serve: str | None = None) -> None:
     """Run one session of the batch, then print where it stands. Ctrl-C is asyncio.run's own, as for a
     run: the first cancels every idea (each logs a resumable stop), a second interrupts at once."""
     import asyncio
 
     from beamsearch import display
-    from beamsearch.batch import run_batch
 
     listeners: list[Any] = [Stopping()]
     if json_mode:
@@ -101,7 +116,7 @@ def drive(opened: Any, json_mode: bool, quiet: bool) -> None:
         listeners.append(BatchLines(len(opened.document.ideas)))
     path = opened.store.path
     try:
-        result = asyncio.run(run_batch(opened, listeners))
+        result = asyncio.run(session(opened, listeners, serve))
     except KeyboardInterrupt:
         _print_summary(path, json_mode, 130)
         typer.echo("Interrupted.", err=True)
@@ -184,16 +199,20 @@ def batch(
     concurrency_ideas: Annotated[int | None, typer.Option("--concurrency-ideas", min=1, help="Ideas run at once (default: enough to keep the busiest service full).")] = None,
     json_mode: Annotated[bool, typer.Option("--json", help="Write one JSON event of the batch per line to stdout.")] = False,
     quiet: QuietOption = False,
+    serve: Annotated[bool, typer.Option("--serve", help="Also serve the live web view of this batch (see serve).")] = False,
+    host: Annotated[str, typer.Option("--host", help="With --serve: the address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="With --serve: the port (0: any free one).")] = 8765,
 ) -> None:
     """One search per idea of FILE, in one batch folder, sharing one set of limits and one budget."""
     settings = _resolve(config, settings_flags(locals()))  # first, while the locals are the options
     from beamsearch.batch_open import open_new_batch
+    from beamsearch.cli_session import _serve_address
 
-    drive(open_new_batch(file, settings, concurrency_ideas), json_mode, quiet)
+    drive(open_new_batch(file, settings, concurrency_ideas), json_mode, quiet, _serve_address(serve, host, port))
 
 
 def resume(path: Path, iterations: int | None, max_cost: str | None, config: Path | None, json_mode: bool,
-           quiet: bool) -> None:
+           quiet: bool, serve: str | None = None) -> None:
     """`beamsearch resume BATCH_DIR`: every idea not done resumes (or starts); nothing recorded is paid twice."""
     from beamsearch.batch_open import open_batch_for_resume
     from beamsearch.errors import RunFolderError
@@ -205,7 +224,7 @@ def resume(path: Path, iterations: int | None, max_cost: str | None, config: Pat
         opened.store.close()
         raise RunFolderError(f"Every idea of this batch is done ({len(opened.document.ideas)}); pass --iterations "
                              "with more than they ran to extend them.")
-    drive(opened, json_mode, quiet)
+    drive(opened, json_mode, quiet, serve)
 
 
 def show(path: Path, json_mode: bool) -> None:

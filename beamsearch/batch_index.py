@@ -10,6 +10,7 @@ only the batch log and the logs of ideas the log left unfinished, so it stays qu
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,13 @@ COUNTED = ("done", "failed", "stopped", "running", "not started")
 
 
 def idea_rows(store: BatchStore, document: BatchDocument, view: BatchView, *, live: bool,
-              read_runs: str = "unfinished") -> list[dict[str, Any]]:
+              read_runs: str = "unfinished",
+              from_run: Callable[[BatchStore, dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """One row per idea, in file order. `live`: the batch is running (an idea started and not finished
     is running, else it was killed and is stopped). `read_runs`: whose run folders to read for their
-    true state: "all" (show), "unfinished" (list: only what the batch log cannot tell) or "none"."""
+    true state: "all" (show), "unfinished" (list: only what the batch log cannot tell) or "none".
+    `from_run` reads one (the web view's list passes one that reads only what a log gained)."""
+    from_run = from_run or _from_run
     rows = []
     for idea in document.ideas:
         state = view.ideas.get(idea.number)
@@ -44,7 +48,7 @@ def idea_rows(store: BatchStore, document: BatchDocument, view: BatchView, *, li
                 row.update(status="running" if live else "stopped",
                            reason="" if live else "ended without a final record (killed or crashed); resumable")
             if state.run is not None and (read_runs == "all" or read_runs == "unfinished" and state.status == STARTED):
-                _from_run(store, row)
+                from_run(store, row)
         rows.append(row)
     return rows
 
@@ -68,8 +72,9 @@ def _from_run(store: BatchStore, row: dict[str, Any]) -> None:
 
 
 def batch_summary(store: BatchStore, document: BatchDocument, view: BatchView, *, live: bool,
-                  read_runs: str = "unfinished") -> dict[str, Any]:
-    rows = idea_rows(store, document, view, live=live, read_runs=read_runs)
+                  read_runs: str = "unfinished",
+                  from_run: Callable[[BatchStore, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    rows = idea_rows(store, document, view, live=live, read_runs=read_runs, from_run=from_run)
     counts = {name: sum(1 for r in rows if r["status"] == name) for name in COUNTED}
     counts["other"] = len(rows) - sum(counts.values())
     finish = view.last_finish

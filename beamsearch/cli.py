@@ -136,7 +136,7 @@ def resume(
 ) -> None:
     """Continue a stopped run or batch (or extend a finished one): recorded steps are replayed, never paid twice."""
     if _is_batch(run_dir):
-        return batch_cli.resume(run_dir, iterations, max_cost, config, json_mode, quiet)
+        return batch_cli.resume(run_dir, iterations, max_cost, config, json_mode, quiet, _serve_address(serve, host, port))
     from beamsearch import app as application
 
     # opened (and locked) once, before any display, so that every refusal is a clear sentence

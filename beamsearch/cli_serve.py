@@ -15,7 +15,7 @@ from beamsearch.cli import _example, _resolve, app, guarded
                                              "beamsearch run --provider sim -p \"a teal whale\" --serve"))
 @guarded
 def serve(
-    runs_dir: Annotated[Path | None, typer.Argument(help="The folder that holds the runs (default: runs_dir of the settings), or one run folder to open.")] = None,
+    runs_dir: Annotated[Path | None, typer.Argument(help="The folder that holds the runs (default: runs_dir of the settings), or one run or batch folder to open.")] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on; 127.0.0.1 keeps the view on this machine.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free port).")] = 8765,
     open_page: Annotated[bool, typer.Option("--open", help="Open the page in the default browser.")] = False,

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import uvicorn
 
+from beamsearch.batch_store import is_batch
 from beamsearch.errors import SettingsError
 from beamsearch.web import paths, runlog
 from beamsearch.web.app import POLL_S, build_app
@@ -132,9 +133,9 @@ async def serving(runs_dir: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_
 
 
 def where_to_serve(path: Path) -> tuple[Path, str | None]:
-    """(runs folder, run to open): a run folder given instead of the folder of runs opens that run."""
+    """(runs folder, run to open): a run (or batch) folder given instead of the folder of runs opens it."""
     path = Path(path)
-    if runlog.is_run_folder(path) and paths.valid_run_name(path.resolve().name):
+    if (runlog.is_run_folder(path) or is_batch(path)) and paths.valid_run_name(path.resolve().name):
         return path.resolve().parent, path.resolve().name
     return path, None
 

@@ -3,13 +3,12 @@ security headers on every answer; pages with no inline script and scripts that n
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 from pathlib import Path
 
 import pytest
-from webhelp import make_run
+from webhelp import make_run, raw_get
 
 from beamsearch.serve import serving
 from beamsearch.web import paths
@@ -58,19 +57,6 @@ def test_host_names_are_read_without_their_port() -> None:
     assert host_name("evil.example:80") == "evil.example"
 
 
-async def raw_get(port: int, target: str, host: str = "127.0.0.1", method: str = "GET") -> tuple[int, dict[str, str], bytes]:
-    """One request exactly as written (no client normalises `..` or percent escapes away)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-    await writer.drain()
-    data = await asyncio.wait_for(reader.read(), 10)
-    writer.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    return int(lines[0].split()[1]), headers, body
-
-
 async def test_over_http_only_a_run_folders_own_images_are_served(runs: Path) -> None:
     async with serving(runs, port=0) as server:
         status, headers, body = await raw_get(server.port, f"/runs/{NAME}/images/i0c00.png")
@@ -109,7 +95,7 @@ async def test_the_view_is_read_only_answers_only_its_own_host_and_sends_the_sec
 
 
 def test_pages_have_no_inline_script_and_scripts_never_parse_data_as_html() -> None:
-    for page in ("index.html", "run.html"):
+    for page in ("index.html", "run.html", "batch.html"):
         html = (STATIC / page).read_text()
         scripts = re.findall(r"<script\b[^>]*>(.*?)</script>", html, re.S)
         assert scripts and all(body.strip() == "" for body in scripts), page

@@ -151,6 +151,19 @@ async def sse(url: str, last_event_id: str | None = None) -> AsyncIterator[SseRe
                 reader.close()
 
 
+async def raw_get(port: int, target: str, host: str = "127.0.0.1", method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    """One request exactly as written (no client normalises `..` or percent escapes away)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    data = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
 def make_run(runs_dir: Path, name: str, events: list[dict[str, Any]] | None = None, settings: dict[str, Any] | None = None,
              raw_tail: bytes = b"") -> Path:
     """A run folder written by hand: run.yaml, events.jsonl (each event one line, then `raw_tail`)."""

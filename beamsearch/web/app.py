@@ -2,7 +2,8 @@
 
 Pages are static files (their script builds the page from the event stream with `textContent`, so no
 data is ever parsed as HTML); the only dynamic answers are the event streams and the run folders'
-images, each looked up by a checked name and confined to its folder.
+images, each looked up by a checked name and confined to its folder. A batch folder's address shows
+the batch (its log, live); an idea's run inside it has the run page one level down, `/runs/{batch}/{idea}/`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from beamsearch.batch_store import is_batch
 from beamsearch.web import paths
+from beamsearch.web.batchlog import BATCH_STARTED
 from beamsearch.web.live import LiveBus
-from beamsearch.web.streams import Streams, run_stream, runs_stream
+from beamsearch.web.streams import Followed, Streams, batch_followed, run_followed, run_stream, runs_stream
 
 STATIC = Path(__file__).parent / "static"
 POLL_S = 0.25  # how often a stream looks at a log that no run in this process announces
@@ -97,6 +100,18 @@ def last_event_id(request: Request) -> int:
     return int(value) if value.isdigit() and len(value) <= 12 else 0
 
 
+def locate(runs_dir: Path, params: dict[str, str]) -> Followed | None:
+    """What a run address names: a run or a batch directly inside runs_dir, or an idea's run directly
+    inside a batch folder there (`/runs/{batch}/{idea}/`); None for anything else."""
+    if "idea" in params:
+        folder = paths.idea_folder(runs_dir, params["batch"], params["idea"])
+        return None if folder is None else run_followed(folder, f"{params['batch']}/{params['idea']}")
+    folder = paths.run_folder(runs_dir, params["name"])
+    if folder is None:
+        return None
+    return batch_followed(folder) if is_batch(folder) else run_followed(folder)
+
+
 def build_app(runs_dir: Path, bus: LiveBus | None = None, bind_host: str = "127.0.0.1",
               poll: float = POLL_S) -> tuple[ASGIApp, Streams]:
     """The ASGI app serving `runs_dir`, and its streams (to close them all when the server stops)."""
@@ -110,24 +125,28 @@ def build_app(runs_dir: Path, bus: LiveBus | None = None, bind_host: str = "127.
         return EventSourceResponse(runs_stream(runs_dir, streams, poll), ping=PING_S)
 
     async def run_page(request: Request) -> Response:
-        if paths.run_folder(runs_dir, request.path_params["name"]) is None:
+        followed = locate(runs_dir, request.path_params)
+        if followed is None:
             return not_found()
-        return FileResponse(STATIC / "run.html")
+        return FileResponse(STATIC / ("batch.html" if followed.opening == BATCH_STARTED else "run.html"))
 
     async def run_redirect(request: Request) -> Response:
-        name = request.path_params["name"]
-        return RedirectResponse(f"/runs/{name}/", 308) if paths.valid_run_name(name) else not_found()
+        if locate(runs_dir, request.path_params) is None:
+            return not_found()
+        names = [request.path_params[k] for k in ("name", "batch", "idea") if k in request.path_params]
+        return RedirectResponse("/runs/" + "/".join(names) + "/", 308)
 
     async def run_events(request: Request) -> Response:
-        folder = paths.run_folder(runs_dir, request.path_params["name"])
-        if folder is None:
+        followed = locate(runs_dir, request.path_params)
+        if followed is None:
             return not_found()
         after = last_event_id(request)
         streams.resumed += after > 0
-        return EventSourceResponse(run_stream(folder, after, streams, poll), ping=PING_S)
+        return EventSourceResponse(run_stream(followed, after, streams, poll), ping=PING_S)
 
     async def image(request: Request) -> Response:
-        path = paths.image_file(runs_dir, request.path_params["name"], request.path_params["file"])
+        followed = locate(runs_dir, request.path_params)
+        path = None if followed is None else paths.image_in(followed.folder, request.path_params["file"])
         if path is None:
             return not_found()
         return FileResponse(path, media_type=paths.media_type(path))
@@ -143,6 +162,10 @@ def build_app(runs_dir: Path, bus: LiveBus | None = None, bind_host: str = "127.
         Route("/runs/{name}/", run_page),
         Route("/runs/{name}/events", run_events),
         Route("/runs/{name}/images/{file}", image),
+        Route("/runs/{batch}/{idea}", run_redirect),  # an idea's run inside a batch folder
+        Route("/runs/{batch}/{idea}/", run_page),
+        Route("/runs/{batch}/{idea}/events", run_events),
+        Route("/runs/{batch}/{idea}/images/{file}", image),
         Mount("/static", StaticFiles(directory=STATIC)),
     ]
     app = Starlette(routes=routes)

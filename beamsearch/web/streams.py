@@ -1,11 +1,13 @@
-"""The server-sent event streams: one run's log (then live), and the list of runs (live).
+"""The server-sent event streams: one run's log (then live), one batch's log (then live), and the list of
+runs and batches (live).
 
 A run's stream sends every logged event from the start, as the log's lines, with the line number as
 the event id; then it follows the log as lines are appended. A page that reconnects sends the last id
 it saw (`Last-Event-ID`) and gets exactly the lines after it, so it shows no event twice. A line still
 being written is never sent in part. Progress that is not logged (`event: live`, no id) comes from the
 run's `LiveBus` when the run runs in this process. `event: meta` (no id) carries the run's settings and
-whether it is running; `event: problem` (with its line's id) says a line is not an event.
+whether it is running; `event: problem` (with its line's id) says a line is not an event. A batch's
+stream is the same stream over its batch.jsonl, its `meta` the batch's ideas (`batchlog.batch_meta`).
 
 All the reading happens inside a connected page's stream: with no page connected nothing is read.
 """
@@ -16,19 +18,20 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sse_starlette import ServerSentEvent
 
-from beamsearch.web import paths, runlog
+from beamsearch.web import batchlog, runlog
+from beamsearch.web.listing import RunsList
 from beamsearch.web.live import WAKE, Channel, LiveBus
 from beamsearch.web.tail import Line, LogTail
 
 RETRY_MS = 1000  # how soon a page reconnects after its stream ends
 STATUS_EVERY = 2.0  # seconds between checks of whether a process still holds a run's lock
-MAX_RUNS = 200  # the newest runs the list shows (a folder of thousands is scanned by name only)
 BATCH_S = 0.05  # after a wake, gather what else comes this long, so a burst goes out in one write
 BATCH_EVENTS = 256  # events per write at most
 
@@ -81,10 +84,10 @@ def line_event(line: Line) -> ServerSentEvent:
     return ServerSentEvent(id=str(line.number), event="problem", data=encode({"line": line.number, "problem": line.problem}))
 
 
-def read_new(tail: LogTail) -> Iterator[tuple[ServerSentEvent, bool]]:
+def read_new(tail: LogTail, opening: str) -> Iterator[tuple[ServerSentEvent, bool]]:
     """Every complete line appended since the last look, and whether it started a session."""
     for line in tail.new_lines():
-        yield line_event(line), bool(line.event and line.event.get("type") == "run_started")
+        yield line_event(line), bool(line.event and line.event.get("type") == opening)
 
 
 def batches(events: list[ServerSentEvent]) -> Iterator[bytes]:
@@ -93,17 +96,38 @@ def batches(events: list[ServerSentEvent]) -> Iterator[bytes]:
         yield b"".join(event.encode() for event in events[start:start + BATCH_EVENTS])
 
 
-class RunFeed:
-    """What one page is sent of one run: the log's new lines and the bus's progress, in order."""
+@dataclass(frozen=True)
+class Followed:
+    """What one page follows: a folder's append-only log, numbered by line, and its `meta` (what the log
+    does not say). A run's page follows events.jsonl, a batch's page batch.jsonl: the same stream."""
 
-    def __init__(self, folder: Path, after: int, streams: Streams, channel: Channel) -> None:
-        self.folder, self.name, self.streams, self.channel = folder, folder.name, streams, channel
-        self.tail = LogTail(runlog.events_path(folder), after)
+    key: str  # the page's name for it: a run's folder name, or "batch/idea" for an idea's run
+    folder: Path
+    log: Path
+    meta: Callable[[Path, bool], dict[str, Any]]
+    opening: str  # the event that starts a session: the status is sent again after it
+
+
+def run_followed(folder: Path, key: str | None = None) -> Followed:
+    return Followed(key or folder.name, folder, runlog.events_path(folder), runlog.run_meta, "run_started")
+
+
+def batch_followed(folder: Path) -> Followed:
+    return Followed(folder.name, folder, batchlog.log_path(folder), batchlog.batch_meta, batchlog.BATCH_STARTED)
+
+
+class RunFeed:
+    """What one page is sent of one run (or batch): the log's new lines and the bus's progress, in order."""
+
+    def __init__(self, followed: Followed, after: int, streams: Streams, channel: Channel) -> None:
+        self.followed, self.folder, self.name = followed, followed.folder, followed.key
+        self.streams, self.channel = streams, channel
+        self.tail = LogTail(followed.log, after)
         self.running: bool | None = None
         self.checked = time.monotonic()
 
     async def meta(self, first: bool = False) -> ServerSentEvent:
-        meta = await asyncio.to_thread(runlog.run_meta, self.folder, self.streams.is_live(self.name))  # off the loop
+        meta = await asyncio.to_thread(self.followed.meta, self.folder, self.streams.is_live(self.name))  # off the loop
         self.running, self.checked = meta["running"], time.monotonic()
         return ServerSentEvent(event="meta", data=encode(meta), retry=RETRY_MS if first else None)
 
@@ -112,16 +136,17 @@ class RunFeed:
         published them, then lines no wake announced (a writer in another process), then the status."""
         out: list[ServerSentEvent] = []
         restarted = False
+        opening = self.followed.opening
         for run_name, item in self.channel.take():
             if run_name != self.name:
                 continue
             if item == WAKE:
-                for sse, started in read_new(self.tail):
+                for sse, started in read_new(self.tail, opening):
                     out.append(sse)
                     restarted |= started
             else:
                 out.append(ServerSentEvent(event="live", data=encode(item)))
-        for sse, started in read_new(self.tail):
+        for sse, started in read_new(self.tail, opening):
             out.append(sse)
             restarted |= started
         if restarted or (time.monotonic() - self.checked >= STATUS_EVERY and runlog.is_running(self.folder) != self.running):
@@ -131,10 +156,10 @@ class RunFeed:
         return out
 
 
-async def run_stream(folder: Path, after: int, streams: Streams, poll: float) -> AsyncIterator[bytes]:
-    """One run's events: the log after line `after`, then live. Ends when the server closes it."""
+async def run_stream(followed: Followed, after: int, streams: Streams, poll: float) -> AsyncIterator[bytes]:
+    """One run's (or batch's) events: the log after line `after`, then live. Ends when the server closes it."""
     with streams.channel() as channel:
-        feed = RunFeed(folder, after, streams, channel)
+        feed = RunFeed(followed, after, streams, channel)
         yield (await feed.meta(first=True)).encode()
         while not channel.closed:
             for chunk in batches(await feed.round()):
@@ -143,44 +168,6 @@ async def run_stream(folder: Path, after: int, streams: Streams, poll: float) ->
             await channel.wait(poll * 4 if streams.is_live(feed.name) else poll)
             if channel.items and not channel.closed:
                 await asyncio.sleep(BATCH_S)  # a burst (lanes finishing together) goes out as one write
-
-
-class RunsList:
-    """The list of runs, kept current by reading only what each run's log gained since the last look."""
-
-    def __init__(self, runs_dir: Path) -> None:
-        self.runs_dir = Path(runs_dir)
-        self.known: dict[str, tuple[LogTail, runlog.RunFold, Any, dict[str, Any] | None]] = {}
-
-    def names(self) -> list[str]:
-        try:
-            entries = [entry.name for entry in self.runs_dir.iterdir()]
-        except OSError:
-            return []
-        names = sorted((n for n in entries if paths.valid_run_name(n)), reverse=True)
-        return [n for n in names if runlog.is_run_folder(self.runs_dir / n)][:MAX_RUNS]
-
-    def entry(self, name: str) -> dict[str, Any]:
-        folder = self.runs_dir / name
-        try:
-            stamp: Any = (folder / runlog.RUN_FILE).stat().st_mtime_ns
-        except OSError:
-            stamp = None
-        tail, fold, seen, document = self.known.get(name) or (LogTail(runlog.events_path(folder)), runlog.RunFold(), None, None)
-        if stamp != seen:
-            document = runlog.read_run_file(folder)
-        for line in tail.new_lines():
-            if line.event is not None:
-                fold.add(line.event)
-        self.known[name] = (tail, fold, stamp, document)
-        return runlog.run_entry(folder, fold, document)
-
-    def snapshot(self) -> dict[str, Any]:
-        names = self.names()
-        for gone in set(self.known) - set(names):
-            del self.known[gone]
-        problem = None if self.runs_dir.is_dir() else "the folder does not exist yet"
-        return {"runs_dir": str(self.runs_dir), "problem": problem, "runs": [self.entry(n) for n in names]}
 
 
 async def runs_stream(runs_dir: Path, streams: Streams, poll: float) -> AsyncIterator[ServerSentEvent]:

@@ -51,10 +51,19 @@ export function validRunName(name) {
   return typeof name === "string" && RUN_NAME.test(name) && !name.includes("..");
 }
 
+// The address of a run's page: "/runs/NAME/" for `run` "NAME", "/runs/BATCH/IDEA/" for "BATCH/IDEA" (an
+// idea's run inside a batch folder); null for anything else. Each part is a checked folder name.
+export function runBase(run) {
+  const parts = typeof run === "string" ? run.split("/") : [];
+  if (parts.length < 1 || parts.length > 2 || !parts.every(validRunName)) return null;
+  return `/runs/${parts.map(encodeURIComponent).join("/")}/`;
+}
+
 // The URL of an image that an event names ("images/i1c04.png"), or null for anything else.
 export function imageUrl(run, path) {
-  if (!validRunName(run) || typeof path !== "string" || !IMAGE_PATH.test(path)) return null;
-  return `/runs/${encodeURIComponent(run)}/images/${encodeURIComponent(path.slice("images/".length))}`;
+  const base = runBase(run);
+  if (!base || typeof path !== "string" || !IMAGE_PATH.test(path)) return null;
+  return `${base}images/${encodeURIComponent(path.slice("images/".length))}`;
 }
 
 export function isNumber(value) {

@@ -4,12 +4,14 @@
 
 import { card } from "./cards.js";
 import { RunState } from "./fold.js";
-import { clear, duration, el, imageUrl, isNumber, money, score, setText, text, validRunName } from "./dom.js";
+import { clear, duration, el, imageUrl, isNumber, money, runBase, score, setText, text } from "./dom.js";
 import { dimensionWords, drawChart, drawHistory, drawJudging, drawTree } from "./views.js";
 
 const LOG_ROWS = 5000; // the event log panel keeps this many rows
 const $ = (id) => document.getElementById(id);
-const name = decodeURIComponent((/^\/runs\/([^/]+)\/$/.exec(location.pathname) || [null, ""])[1]);
+// "NAME" for /runs/NAME/, "BATCH/IDEA" for an idea's run inside a batch folder (/runs/BATCH/IDEA/)
+const name = ((/^\/runs\/([^/]+(?:\/[^/]+)?)\/$/.exec(location.pathname) || [null, ""])[1]).split("/")
+  .map((part) => { try { return decodeURIComponent(part); } catch { return ""; } }).join("/");
 const state = new RunState();
 const page = { lastLine: 0, shown: 0, duplicates: 0, connections: 0, drawn: -1, laneCards: new Map(),
   historyKey: "", clockOffset: 0 };
@@ -187,7 +189,7 @@ function draw() {
 
 function connect() {
   const conn = $("conn");
-  const source = new EventSource(`/runs/${encodeURIComponent(name)}/events`);
+  const source = new EventSource(`${runBase(name)}events`);
   source.addEventListener("open", () => {
     page.connections += 1;
     setText(conn, "live");
@@ -210,9 +212,15 @@ function start() {
     const expanded = $("prompt").classList.toggle("expanded");
     setText($("more"), expanded ? "show less" : "show the whole prompt");
   });
-  if (!validRunName(name)) {
+  if (!runBase(name)) {
     setText($("prompt"), "This is not the address of a run.");
     return;
+  }
+  const batch = name.includes("/") ? name.split("/")[0] : null;
+  if (batch) { // an idea's run: a way back to its batch
+    $("up").setAttribute("href", runBase(batch));
+    setText($("up"), `batch ${batch}`);
+    $("up").hidden = false;
   }
   setInterval(() => { if (state.running()) setText($("eta"), timeLeft()); }, 1000);
   draw();
