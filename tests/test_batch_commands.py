@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 from batchhelp import FIVE, ZERO, ideas_file, offline
@@ -132,3 +133,23 @@ def test_enough_ideas_run_at_once_to_keep_the_busiest_service_full(tmp_path: Pat
     # 16 images at once allowed: 16 / 4.9 -> 4 ideas fill it, one more covers a barrier
     assert at_once(**{"limits.image.concurrency": 16, "limits.image.rpm": 100000}) == 4 + 1
     assert at_once() == 40  # the simulator's open limits: every idea at once (at most 64)
+
+
+def test_list_sorts_a_batch_among_runs_and_dates_it_in_unix_seconds(tmp_path: Path) -> None:
+    """A batch's `created` is Unix seconds like a run's: `list` sorts both together (a str among floats made it
+    crash), prints the batch's date, and `list --json` and `show BATCH --json` give numbers."""
+    runs = tmp_path / "runs"
+    assert invoke("batch", str(ideas_file(tmp_path, FIVE[:1])), "--provider", "sim", "-n", "2", "-m", "1",
+                  "--iterations", "1", "--runs-dir", str(runs), "--quiet").exit_code == 0
+    assert invoke("run", "--provider", "sim", "--prompt", "a lone run", "-n", "2", "-m", "1", "--iterations", "1",
+                  "--runs-dir", str(runs), "--quiet").exit_code == 0
+    listed = invoke("list", str(runs), "--json")
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.stdout)
+    assert sorted(r["kind"] for r in rows) == ["batch", "run"]
+    assert all(isinstance(r["created"], float) for r in rows)
+    table = invoke("list", str(runs))
+    assert table.exit_code == 0, table.output
+    batch = next(r for r in rows if r["kind"] == "batch")
+    assert time.strftime("%Y-%m-%d", time.localtime(batch["created"])) in table.stdout
+    assert isinstance(json.loads(invoke("show", batch["path"], "--json").stdout)["created"], float)
