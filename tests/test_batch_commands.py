@@ -153,3 +153,38 @@ def test_list_sorts_a_batch_among_runs_and_dates_it_in_unix_seconds(tmp_path: Pa
     batch = next(r for r in rows if r["kind"] == "batch")
     assert time.strftime("%Y-%m-%d", time.localtime(batch["created"])) in table.stdout
     assert isinstance(json.loads(invoke("show", batch["path"], "--json").stdout)["created"], float)
+
+
+def test_a_lifted_budget_is_no_budget_for_a_batch_and_its_estimate(tmp_path: Path) -> None:
+    """`--max-cost none` on a batch is no budget (it reached Budget as the string 'none' and crashed the batch, and
+    `estimate --batch` compared it with a float)."""
+    ideas = ideas_file(tmp_path, FIVE[:1])
+    result = invoke("batch", str(ideas), "--provider", "sim", "-n", "2", "-m", "1", "--iterations", "1",
+                    "--runs-dir", str(tmp_path / "runs"), "--max-cost", "none", "--quiet")
+    assert result.exit_code == 0, result.output
+    planned = invoke("estimate", "--batch", str(ideas), "--provider", "sim", "--max-cost", "none", "--json")
+    assert planned.exit_code == 0, planned.output
+
+
+def test_a_paid_batch_has_the_default_budget_unless_one_is_set_or_lifted(tmp_path: Path) -> None:
+    """As a paid run does: one budget for the whole batch, $2.50 unless --max-cost sets another or none lifts it."""
+    from beamsearch.batch import BatchRunner
+    from beamsearch.batch_open import open_new_batch
+    from beamsearch.config import DEFAULT_BUDGET_USD
+    from beamsearch.precedence import resolve
+
+    ideas = ideas_file(tmp_path, FIVE[:1])
+    flags = {"provider": "openai", "n": 2, "m": 1, "iterations": 1, "image.size": "64x64"}
+    for role in ("text", "image", "vision"):
+        flags.update({f"{role}.base_url": "http://127.0.0.1:9/v1", f"{role}.api_key_env": "none"})
+    limits = []
+    for name, budget in (("unset", {}), ("set", {"max_cost_usd": 7}), ("lifted", {"max_cost_usd": "none"})):
+        settings = resolve(None, {**flags, **budget, "runs_dir": str(tmp_path / name)}, environ={})
+        limits.append(BatchRunner(open_new_batch(ideas, settings)).budget.limit)
+    assert limits == [DEFAULT_BUDGET_USD, 7.0, None]
+    many = ideas_file(tmp_path, [f"idea number {i}" for i in range(12)], name="many.txt")
+    shared = shared_settings(resolve(None, {**flags, "n": 9, "m": 3, "iterations": 3, "image.size": "1024x1024"},
+                                     environ={}))
+    plans = [idea_settings(shared, idea, many.name) for idea in read_ideas(many)]
+    notes = estimate_batch(shared, plans, 4)["notes"]
+    assert any("the default budget ($2.50)" in note for note in notes)
