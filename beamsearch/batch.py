@@ -127,7 +127,7 @@ class BatchRunner:
         self.providers_for = providers_for
         self.idea_listeners = idea_listeners
         self.limiters = batch_limiters(opened.shared)
-        self.budget = Budget(opened.shared.max_cost_usd)
+        self.budget = Budget(opened.shared.budget_usd())  # `none` lifts it; unset and paid: the default
         for spent in opened.past.values():  # every idea's past, once: the batch's spend so far
             for service, cost in spent.items():
                 self.budget.add(service, cost)

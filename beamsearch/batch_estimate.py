@@ -109,8 +109,10 @@ def estimate_batch(shared: Any, ideas: list[Any], concurrency: int) -> dict[str,
     notes = ["Counts assume every call succeeds first time and every iteration runs; retries, content-policy "
              "rephrases and early stops change them.",
              "One set of limits serves the whole batch: the time bound is the largest of the bounds listed."]
-    if shared.max_cost_usd is not None and cost["low_usd"] > shared.max_cost_usd:
-        notes.append(f"Even the low estimate passes max_cost_usd (${shared.max_cost_usd:.2f}), which caps the whole "
+    budget = shared.budget_usd()  # None when lifted (`none`) or simulated; the default budget when unset and paid
+    if budget is not None and cost["low_usd"] > budget:
+        name = "the default budget" if shared.budget_is_default else "max_cost_usd"
+        notes.append(f"Even the low estimate passes {name} (${budget:.2f}), which caps the whole "
                      "batch: it will stop early, resumable.")
     if any(shared.role_provider(s) == "sim" for s in ROLES):
         notes.append("The simulator charges simulated prices; nothing is really paid.")

@@ -10,6 +10,7 @@ only the batch log and the logs of ideas the log left unfinished, so it stays qu
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from beamsearch.batch_events import STARTED, BatchView, fold_batch
-from beamsearch.batch_store import INDEX_FILE, SUMMARY_FILE, BatchDocument, BatchStore
+from beamsearch.batch_store import BATCH_FILE, INDEX_FILE, SUMMARY_FILE, BatchDocument, BatchStore
 from beamsearch.errors import RunFolderError
 from beamsearch.report import REPORT_FILE, esc, image_src
 
@@ -112,12 +113,15 @@ def rebuild(path: Path) -> Path:
 
 
 def show_batch(path: Path) -> dict[str, Any]:
-    """What `beamsearch show BATCH_DIR` prints: every idea's status, best score, cost and folder."""
+    """What `beamsearch show BATCH_DIR` prints: every idea's status, best score, cost and folder (`created` in
+    Unix seconds, as every time in `--json`)."""
     from beamsearch.runs import is_locked
 
     store = BatchStore.open(path)
     document = store.read_document()
-    return batch_summary(store, document, fold_batch(store.read_events()), live=is_locked(store.path), read_runs="all")
+    summary = batch_summary(store, document, fold_batch(store.read_events()), live=is_locked(store.path),
+                            read_runs="all")
+    return {**summary, "created": _created(store.path, document.created)}
 
 
 def batch_info(path: Path) -> Any:
@@ -132,15 +136,20 @@ def batch_info(path: Path) -> Any:
     line = (f"batch of {summary['ideas']} ideas ({document.source}): {counts['done']}/{summary['ideas']} done"
             + "".join(f", {counts[k]} {k}" for k in ("running", "stopped", "failed") if counts[k]))
     return RunInfo(path=str(path), name=Path(path).name, status=summary["status"], prompt=line, best_score=best,
-                   best_id=None, cost_usd=summary["cost_usd"], created=_created(document.created),
+                   best_id=None, cost_usd=summary["cost_usd"], created=_created(path, document.created),
                    iterations_done=0, kind="batch", ideas=summary["ideas"], ideas_done=counts["done"])
 
 
-def _created(stamp: str) -> str:
+def _created(path: Path, stamp: str) -> float | None:
+    """Unix seconds, as `list` sorts and prints every run's `created` (batch.yaml's stamp, else its mtime)."""
     try:
-        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z").isoformat()
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z").timestamp()
     except ValueError:
-        return stamp
+        pass
+    try:
+        return round(os.path.getmtime(Path(path) / BATCH_FILE), 3)
+    except OSError:
+        return None
 
 
 # --- index.html -------------------------------------------------------------------------------------

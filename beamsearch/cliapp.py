@@ -69,6 +69,9 @@ def fail(exc: BaseException, code: int | None = None) -> None:
     that is not a BeamsearchError is a bug, and is called one."""
     from beamsearch.errors import BeamsearchError
 
+    if isinstance(exc, BrokenPipeError) and not _state["debug"]:  # `beamsearch list | head`: the reader left
+        quiet_stdout()
+        raise typer.Exit(1)
     if _state["debug"]:
         import traceback
 
@@ -82,6 +85,17 @@ def fail(exc: BaseException, code: int | None = None) -> None:
             message += " (run with --debug for the traceback)"
     typer.echo(f"Error: {line(message)}", err=True)
     raise typer.Exit(code if code is not None else getattr(exc, "exit_code", 1))
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null once its reader has gone, so the interpreter's last flush has nowhere to fail
+    and nothing is said: the reader asked for no more (as `rich`'s own output already behaves)."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def guarded(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 from batchhelp import FIVE, ZERO, ideas_file, offline
@@ -132,3 +133,58 @@ def test_enough_ideas_run_at_once_to_keep_the_busiest_service_full(tmp_path: Pat
     # 16 images at once allowed: 16 / 4.9 -> 4 ideas fill it, one more covers a barrier
     assert at_once(**{"limits.image.concurrency": 16, "limits.image.rpm": 100000}) == 4 + 1
     assert at_once() == 40  # the simulator's open limits: every idea at once (at most 64)
+
+
+def test_list_sorts_a_batch_among_runs_and_dates_it_in_unix_seconds(tmp_path: Path) -> None:
+    """A batch's `created` is Unix seconds like a run's: `list` sorts both together (a str among floats made it
+    crash), prints the batch's date, and `list --json` and `show BATCH --json` give numbers."""
+    runs = tmp_path / "runs"
+    assert invoke("batch", str(ideas_file(tmp_path, FIVE[:1])), "--provider", "sim", "-n", "2", "-m", "1",
+                  "--iterations", "1", "--runs-dir", str(runs), "--quiet").exit_code == 0
+    assert invoke("run", "--provider", "sim", "--prompt", "a lone run", "-n", "2", "-m", "1", "--iterations", "1",
+                  "--runs-dir", str(runs), "--quiet").exit_code == 0
+    listed = invoke("list", str(runs), "--json")
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.stdout)
+    assert sorted(r["kind"] for r in rows) == ["batch", "run"]
+    assert all(isinstance(r["created"], float) for r in rows)
+    table = invoke("list", str(runs))
+    assert table.exit_code == 0, table.output
+    batch = next(r for r in rows if r["kind"] == "batch")
+    assert time.strftime("%Y-%m-%d", time.localtime(batch["created"])) in table.stdout
+    assert isinstance(json.loads(invoke("show", batch["path"], "--json").stdout)["created"], float)
+
+
+def test_a_lifted_budget_is_no_budget_for_a_batch_and_its_estimate(tmp_path: Path) -> None:
+    """`--max-cost none` on a batch is no budget (it reached Budget as the string 'none' and crashed the batch, and
+    `estimate --batch` compared it with a float)."""
+    ideas = ideas_file(tmp_path, FIVE[:1])
+    result = invoke("batch", str(ideas), "--provider", "sim", "-n", "2", "-m", "1", "--iterations", "1",
+                    "--runs-dir", str(tmp_path / "runs"), "--max-cost", "none", "--quiet")
+    assert result.exit_code == 0, result.output
+    planned = invoke("estimate", "--batch", str(ideas), "--provider", "sim", "--max-cost", "none", "--json")
+    assert planned.exit_code == 0, planned.output
+
+
+def test_a_paid_batch_has_the_default_budget_unless_one_is_set_or_lifted(tmp_path: Path) -> None:
+    """As a paid run does: one budget for the whole batch, $2.50 unless --max-cost sets another or none lifts it."""
+    from beamsearch.batch import BatchRunner
+    from beamsearch.batch_open import open_new_batch
+    from beamsearch.config import DEFAULT_BUDGET_USD
+    from beamsearch.precedence import resolve
+
+    ideas = ideas_file(tmp_path, FIVE[:1])
+    flags = {"provider": "openai", "n": 2, "m": 1, "iterations": 1, "image.size": "64x64"}
+    for role in ("text", "image", "vision"):
+        flags.update({f"{role}.base_url": "http://127.0.0.1:9/v1", f"{role}.api_key_env": "none"})
+    limits = []
+    for name, budget in (("unset", {}), ("set", {"max_cost_usd": 7}), ("lifted", {"max_cost_usd": "none"})):
+        settings = resolve(None, {**flags, **budget, "runs_dir": str(tmp_path / name)}, environ={})
+        limits.append(BatchRunner(open_new_batch(ideas, settings)).budget.limit)
+    assert limits == [DEFAULT_BUDGET_USD, 7.0, None]
+    many = ideas_file(tmp_path, [f"idea number {i}" for i in range(12)], name="many.txt")
+    shared = shared_settings(resolve(None, {**flags, "n": 9, "m": 3, "iterations": 3, "image.size": "1024x1024"},
+                                     environ={}))
+    plans = [idea_settings(shared, idea, many.name) for idea in read_ideas(many)]
+    notes = estimate_batch(shared, plans, 4)["notes"]
+    assert any("the default budget ($2.50)" in note for note in notes)

@@ -166,3 +166,22 @@ def test_root_help_imports_nothing_heavy() -> None:
             " if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("args", [["config"], ["list", "--json"]])
+def test_a_reader_that_goes_away_is_not_called_an_internal_error(args, tmp_path) -> None:
+    """`beamsearch config | head`: once the pipe's reader has gone, the command stops quietly (exit 1), as its rich
+    tables already did, instead of calling the BrokenPipeError a bug on stderr."""
+    import os
+
+    (tmp_path / "runs").mkdir()
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the command writes a byte
+    try:
+        done = subprocess.run([sys.executable, "-m", "beamsearch", *args, *(["runs"] if args[0] == "list" else [])],
+                              cwd=tmp_path, stdout=write, stderr=subprocess.PIPE, text=True, timeout=60,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    finally:
+        os.close(write)
+    assert done.returncode == 1
+    assert done.stderr == ""
