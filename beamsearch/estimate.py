@@ -239,7 +239,8 @@ def time_lower_bound(plan: CallPlan, settings: Any, latency: dict[str, float] | 
                 allowed, period = window
                 bounds[f"{service} rate"] = head + (count - 1) // allowed * period + latency[service] + tail
         binding = max(bounds, key=lambda name: bounds[name])
-        per_iteration.append({"iteration": it.iteration, "seconds": round(bounds[binding], 3), "bound_by": binding})
+        per_iteration.append({"iteration": it.iteration, "dimension": it.dimension, "seconds": round(bounds[binding], 3),
+                              "bound_by": binding})
     total, bound_by = sum(i["seconds"] for i in per_iteration), "iterations"
     for service, count in plan.by_service(fewest=True).items():
         window = _window(settings, service)

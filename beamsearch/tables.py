@@ -194,7 +194,8 @@ def estimate_view(data: dict[str, Any], settings: Any) -> Group:
     sources = time_data.get("latency_source") or {}
     assumed = ", ".join(f"{s} {v:g}s" + (f" ({sources[s]})" if s in sources else "")
                         for s, v in time_data["latency_assumed"].items())
-    binding = ", ".join(f"{i['iteration']}: {i['seconds']:g}s ({i['bound_by']})" for i in time_data["per_iteration"])
+    binding = ", ".join(f"{'final check' if i.get('dimension') == 'final' else i['iteration']}: {i['seconds']:g}s "
+                        f"({i['bound_by']})" for i in time_data["per_iteration"])
     lines = [calls, tasks,
              Text.assemble(("time lower bound ", "bold"), (duration(time_data["seconds"]), "bold"),
                            (f" (bound by {time_data.get('bound_by', 'iterations')})", ""),

@@ -123,3 +123,15 @@ def test_estimate_refuses_bad_settings_in_one_sentence() -> None:
     result = CliRunner().invoke(app, ["estimate", "-n", "2", "-m", "3"])
     assert result.exit_code == 2
     assert "cannot be larger than" in result.output and "Traceback" not in result.output
+
+
+def test_the_final_check_is_named_as_such_in_the_time_bound() -> None:
+    from typer.testing import CliRunner
+
+    from beamsearch.cli import app
+
+    result = CliRunner().invoke(app, ["estimate", "--provider", "sim", "-n", "4", "-m", "2", "--iterations", "3"],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    line = next(text for text in result.output.splitlines() if text.startswith("per iteration:"))
+    assert "final check:" in line and "3:" not in line  # iterations 0-2, then the final check, not an iteration 3
