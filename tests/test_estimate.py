@@ -75,13 +75,13 @@ def test_time_lower_bound_takes_the_tightest_of_chain_concurrency_and_rate(tmp_p
     narrow = sim_settings(tmp_path, **{"n": 4, "m": 2, "iterations": 1, "sim.latency.image.mean": 5.0,
                                        "limits.image.concurrency": 1})
     assert time_lower_bound(plan_calls(narrow), narrow)["per_iteration"][0] == {
-        "iteration": 0, "seconds": 20.0, "bound_by": "image concurrency"}
+        "iteration": 0, "dimension": "expand", "seconds": 20.0, "bound_by": "image concurrency"}
 
     slow_rate = sim_settings(tmp_path, **{"n": 8, "m": 2, "iterations": 1, "limits.image.rpm": 6,
                                           "limits.window_s": 10})
     # one request may start per 10 s window (6 per minute over 10 s): the 8th starts 70 s after the first
     assert time_lower_bound(plan_calls(slow_rate), slow_rate)["per_iteration"][0] == {
-        "iteration": 0, "seconds": 70.0, "bound_by": "image rate"}
+        "iteration": 0, "dimension": "expand", "seconds": 70.0, "bound_by": "image rate"}
 
     # 4 images per iteration fit one window (8 starts per 9.6 s at 50 rpm), but the window does not refill
     # between iterations: the last 8 of the 16 images wait one window.
