@@ -107,6 +107,11 @@ def parse_batch_line(line: bytes | str) -> Event:
         raise ValueError(describe(first, line)) from None
 
 
+def batch_event_from_data(data: Any) -> Event:
+    """A batch event from its JSON data (already parsed), checked as `parse_batch_line` checks a line."""
+    return _ADAPTER.validate_python(data, strict=True)
+
+
 # --- the fold ---------------------------------------------------------------------------------------
 
 STARTED = "started"  # an idea whose last session has no idea_finished: running, or killed

@@ -21,7 +21,8 @@ from beamsearch import __version__
 from beamsearch.batch_events import parse_batch_line
 from beamsearch.batch_file import IdeaSpec
 from beamsearch.errors import RunFolderError, SettingsError
-from beamsearch.events import Event, NotJson
+from beamsearch.eventlog import parse_log, read_log_bytes
+from beamsearch.events import Event
 from beamsearch.files import atomic_write, reason, shown, slug
 from beamsearch.store import RunStore
 
@@ -200,25 +201,5 @@ class BatchStore:
 def read_batch_log(folder: Path) -> tuple[list[Event], int | None]:
     """The events of `folder`'s batch.jsonl and the byte offset of a torn last line (None if whole)."""
     log = Path(folder) / BATCH_LOG
-    try:
-        raw = log.read_bytes()
-    except FileNotFoundError:
-        return [], None
-    except OSError as exc:
-        raise RunFolderError(f"{shown(log)} cannot be read: {reason(exc)}.") from None
-    events: list[Event] = []
-    offset = 0
-    lines = raw.split(b"\n")
-    for number, line in enumerate(lines, start=1):
-        start, offset = offset, offset + len(line) + 1
-        if not line.strip():
-            continue
-        try:
-            events.append(parse_batch_line(line))
-        except NotJson:
-            if all(not rest.strip() for rest in lines[number:]):
-                return events, start
-            raise RunFolderError(f"{shown(log)} is corrupt at line {number} (not a JSON object).") from None
-        except ValueError as exc:
-            raise RunFolderError(f"{shown(log)} line {number} is not a valid batch event: {exc}.") from None
-    return events, None
+    read = parse_log(read_log_bytes(log), log, parse_batch_line, "batch event")
+    return read.events, read.torn_offset

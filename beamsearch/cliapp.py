@@ -144,8 +144,27 @@ def _plain_help_option(option: Any) -> Any:
     return option
 
 
+@contextlib.contextmanager
+def _shown_for_help(command: Any) -> Iterator[None]:
+    """`command`'s options as help shows them (`_for_help`) while its help is written, then as they were:
+    for every command and for the program itself."""
+    originals = command.params
+    command.params = [_for_help(p) for p in originals]
+    try:
+        yield
+    finally:
+        command.params = originals
+
+
 class Command(TyperCommand):
     """A command whose usage line and help look like a conventional command line's."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _plain_help_option(super().get_help_option(ctx))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        with _shown_for_help(self):
+            super().format_help(ctx, formatter)
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
@@ -157,16 +176,6 @@ class Command(TyperCommand):
                 pieces.extend(param.get_usage_pieces(ctx))
         return pieces
 
-    def get_help_option(self, ctx: Any) -> Any:
-        return _plain_help_option(super().get_help_option(ctx))
-
-    def format_help(self, ctx: Any, formatter: Any) -> None:
-        originals = self.params
-        self.params = [_for_help(p) for p in originals]
-        try:
-            super().format_help(ctx, formatter)
-        finally:
-            self.params = originals
 
 
 # --- the program -------------------------------------------------------------------------------------
@@ -212,22 +221,18 @@ def usage_line(exc: Any) -> str:
 class Group(TyperGroup):
     """The `beamsearch` program: `--debug` anywhere, one-line errors, conventional help."""
 
+    def get_help_option(self, ctx: Any) -> Any:
+        return _plain_help_option(super().get_help_option(ctx))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        with _shown_for_help(self):
+            super().format_help(ctx, formatter)
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for command in self.commands.values():
             if type(command) is TyperCommand:  # a command declared without cls=Command gets its help too
                 command.__class__ = Command
-
-    def get_help_option(self, ctx: Any) -> Any:
-        return _plain_help_option(super().get_help_option(ctx))
-
-    def format_help(self, ctx: Any, formatter: Any) -> None:
-        originals = self.params
-        self.params = [_for_help(p) for p in originals]
-        try:
-            super().format_help(ctx, formatter)
-        finally:
-            self.params = originals
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:

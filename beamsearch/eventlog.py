@@ -12,6 +12,7 @@ the line that names it, before anything reads, writes or uploads that file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +42,9 @@ def read_log_bytes(log: Path) -> bytes:
         raise RunFolderError(f"{shown(log)} cannot be read: {reason(exc)}.") from None
 
 
-def parse_log(raw: bytes, log: Path) -> LogRead:
-    """Every event of a log's bytes, each checked by its model (see `events.parse_line`)."""
+def parse_log(raw: bytes, log: Path, parse: Callable[[bytes], Event] = parse_line, what: str = "event") -> LogRead:
+    """Every event of a log's bytes, each checked by its model (`parse`: a run's `events.parse_line`, or a
+    batch's `batch_events.parse_batch_line`; `what` names its events in a message)."""
     events: list[Event] = []
     offset = 0
     lines = raw.split(b"\n")
@@ -51,14 +53,14 @@ def parse_log(raw: bytes, log: Path) -> LogRead:
         if not line.strip():
             continue
         try:
-            event = parse_line(line)
+            event = parse(line)
         except NotJson:
             if all(not rest.strip() for rest in lines[number:]):
                 return LogRead(events, number, start)
             raise RunFolderError(f"{shown(log)} is corrupt at line {number} (not a JSON object); "
                                  "it cannot be replayed.") from None
         except ValueError as exc:
-            raise RunFolderError(f"{shown(log)} line {number} is not a valid event: {exc}.") from None
+            raise RunFolderError(f"{shown(log)} line {number} is not a valid {what}: {exc}.") from None
         for path in named_files(event):
             confined(log.parent, path, f"{log.name} line {number}")
         events.append(event)

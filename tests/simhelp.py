@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -34,6 +35,23 @@ def sim_settings(tmp_path: Path, **flags: Any) -> Settings:
     settings = resolve(None, base, environ={})
     unset = {name: None for name, value in flags.items() if value is None}  # resolve skips None (options not given)
     return Settings.model_validate({**settings.public_dict(), **unset}) if unset else settings
+
+
+def finished_run(base: Path, **shape: Any) -> Path:
+    """One finished simulator run in `base` (the idea "a white boat on a blue lake"), for tests that copy it
+    and damage the copy."""
+    from beamsearch.app import start_run
+
+    result = asyncio.run(start_run(sim_settings(base, prompt="a white boat on a blue lake", **shape)))
+    assert result.status == "done"
+    return result.store.path
+
+
+def copied_run(finished: Path, tmp_path: Path) -> Path:
+    """A copy of a finished run folder in its own runs folder under `tmp_path`."""
+    target = tmp_path / "runs" / finished.name
+    shutil.copytree(finished, target)
+    return target
 
 
 def read_events(run_dir: Path) -> list[dict[str, Any]]:

@@ -4,7 +4,6 @@ PermissionError, because the tests (and CI) run as root, for whom chmod blocks n
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import tempfile
@@ -12,11 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from simhelp import sim_settings
+from simhelp import copied_run, finished_run
 from typer.testing import CliRunner
 
 from beamsearch import runs as runs_module
-from beamsearch.app import start_run
 from beamsearch.cli import app
 from beamsearch.errors import SettingsError
 from beamsearch.events import RunFinished
@@ -46,17 +44,12 @@ def one_sentence(result, *fragments: str, code: int = 2) -> str:
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:
     """One finished simulator run (2 iterations), copied by each test that damages it."""
-    base = tmp_path_factory.mktemp("bad")
-    result = asyncio.run(start_run(sim_settings(base, n=3, m=2, iterations=2, prompt="a white boat on a blue lake")))
-    assert result.status == "done"
-    return result.store.path
+    return finished_run(tmp_path_factory.mktemp("bad"), n=3, m=2, iterations=2)
 
 
 @pytest.fixture
 def run_dir(finished, tmp_path) -> Path:
-    target = tmp_path / "runs" / finished.name
-    shutil.copytree(finished, target)
-    return target
+    return copied_run(finished, tmp_path)
 
 
 def log_lines(run_dir: Path) -> list[str]:

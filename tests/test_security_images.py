@@ -4,17 +4,15 @@ a bad file in images/ is redone, as the README says."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import io
 import json
-import shutil
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from PIL import Image
-from simhelp import read_events, sim_settings
+from simhelp import copied_run, finished_run, read_events, sim_settings
 from test_bad_folders import invoke
 
 from beamsearch.app import start_run
@@ -78,17 +76,12 @@ async def test_a_bad_fresh_picture_is_retried_not_a_crash(tmp_path, spoil) -> No
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("badpng")
-    result = asyncio.run(start_run(sim_settings(base, n=3, m=1, iterations=2, prompt="a white boat on a blue lake")))
-    assert result.status == "done"
-    return result.store.path
+    return finished_run(tmp_path_factory.mktemp("badpng"), n=3, m=1, iterations=2)
 
 
 @pytest.fixture
 def run_dir(finished, tmp_path) -> Path:
-    target = tmp_path / "runs" / finished.name
-    shutil.copytree(finished, target)
-    return target
+    return copied_run(finished, tmp_path)
 
 
 @pytest.mark.parametrize("spoil", [spoil_after_iend, spoil_cut_short, spoil_jpeg_called_png])

@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from simhelp import sim_settings
+from simhelp import copied_run, finished_run, sim_settings
 from test_bad_folders import invoke, one_sentence
 
 from beamsearch.app import start_run
@@ -20,17 +20,12 @@ from beamsearch.app import start_run
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("confined")
-    result = asyncio.run(start_run(sim_settings(base, n=2, m=1, iterations=2, prompt="a white boat on a blue lake")))
-    assert result.status == "done"
-    return result.store.path
+    return finished_run(tmp_path_factory.mktemp("confined"), n=2, m=1, iterations=2)
 
 
 @pytest.fixture
 def run_dir(finished, tmp_path) -> Path:
-    target = tmp_path / "runs" / finished.name
-    shutil.copytree(finished, target)
-    return target
+    return copied_run(finished, tmp_path)
 
 
 @pytest.fixture

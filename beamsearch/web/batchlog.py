@@ -12,12 +12,11 @@ names is only ever looked up through `paths` (directly inside the batch folder, 
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-from beamsearch.batch_events import BatchView, parse_batch_line
+from beamsearch.batch_events import BatchView, batch_event_from_data
 from beamsearch.batch_index import batch_summary
 from beamsearch.batch_store import BATCH_FILE, BATCH_LOG, BatchDocument, BatchStore
 from beamsearch.errors import BeamsearchError
@@ -76,7 +75,7 @@ class BatchFold(BatchView):
 
     def add(self, event: dict[str, Any]) -> None:
         try:
-            self.apply(parse_batch_line(json.dumps(event)))
+            self.apply(batch_event_from_data(event))
         except ValueError:  # NotJson too
             return
 

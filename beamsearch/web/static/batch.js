@@ -4,7 +4,7 @@
 // batch runs, else stopped: killed), its idea_finished says how it ended. Every field is checked for its
 // type (the log is untrusted), every text goes in as text, links only to checked folder names.
 
-import { clear, el, imageUrl, isNumber, money, plural, runBase, score, setText, text, validRunName } from "./dom.js";
+import { clear, el, follow, imageUrl, isNumber, money, plural, runBase, score, setText, text, validRunName } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
 const name = (() => {
@@ -170,28 +170,23 @@ function onLine(message, kind) {
   schedule();
 }
 
+function onMeta(message) {
+  try {
+    state.meta = JSON.parse(message.data);
+  } catch {
+    return;
+  }
+  state.version += 1;
+  schedule();
+}
+
 function connect() {
-  const conn = $("conn");
-  const source = new EventSource(`${runBase(name)}events`);
-  source.addEventListener("open", () => {
+  follow(`${runBase(name)}events`, $("conn"), {
+    message: (message) => onLine(message, "log"),
+    problem: (message) => onLine(message, "problem"),
+    meta: onMeta,
+  }, () => {
     page.connections += 1;
-    setText(conn, "live");
-    conn.className = "conn live";
-  });
-  source.addEventListener("error", () => {
-    setText(conn, source.readyState === EventSource.CLOSED ? "disconnected (reload to try again)" : "reconnecting…");
-    conn.className = "conn lost";
-  });
-  source.addEventListener("message", (message) => onLine(message, "log"));
-  source.addEventListener("problem", (message) => onLine(message, "problem"));
-  source.addEventListener("meta", (message) => {
-    try {
-      state.meta = JSON.parse(message.data);
-    } catch {
-      return;
-    }
-    state.version += 1;
-    schedule();
   });
 }
 

@@ -94,3 +94,22 @@ export function text(value) {
 export function plural(count, word) {
   return `${count} ${word}${count === 1 ? "" : "s"}`;
 }
+
+// follow(url, conn, handlers, onOpen): follow this server's event stream at `url`, its state shown in the
+// `conn` element ("live", "reconnecting…", "disconnected"); `handlers` maps each SSE event name to its
+// listener. The browser reconnects by itself, sending the last id, so nothing is shown twice.
+export function follow(url, conn, handlers, onOpen = () => {}) {
+  const source = new EventSource(url);
+  source.addEventListener("open", () => {
+    setText(conn, "live");
+    conn.className = "conn live";
+    onOpen();
+  });
+  source.addEventListener("error", () => {
+    const closed = source.readyState === EventSource.CLOSED;
+    setText(conn, closed ? "disconnected (reload to try again)" : "reconnecting…");
+    conn.className = "conn lost";
+  });
+  for (const [kind, handler] of Object.entries(handlers)) source.addEventListener(kind, handler);
+  return source;
+}

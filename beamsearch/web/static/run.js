@@ -4,7 +4,7 @@
 
 import { card } from "./cards.js";
 import { RunState } from "./fold.js";
-import { clear, duration, el, imageUrl, isNumber, money, runBase, score, setText, text } from "./dom.js";
+import { clear, duration, el, follow, imageUrl, isNumber, money, runBase, score, setText, text } from "./dom.js";
 import { dimensionWords, drawChart, drawHistory, drawJudging, drawTree } from "./views.js";
 
 const LOG_ROWS = 5000; // the event log panel keeps this many rows
@@ -188,23 +188,15 @@ function draw() {
 }
 
 function connect() {
-  const conn = $("conn");
-  const source = new EventSource(`${runBase(name)}events`);
-  source.addEventListener("open", () => {
+  follow(`${runBase(name)}events`, $("conn"), {
+    message: (message) => onLogged(message, "log"),
+    problem: (message) => onLogged(message, "problem"),
+    live: onLive,
+    meta: onMeta,
+  }, () => {
     page.connections += 1;
-    setText(conn, "live");
-    conn.className = "conn live";
     expose();
   });
-  source.addEventListener("error", () => {
-    const closed = source.readyState === EventSource.CLOSED;
-    setText(conn, closed ? "disconnected (reload to try again)" : "reconnecting…");
-    conn.className = "conn lost";
-  });
-  source.addEventListener("message", (message) => onLogged(message, "log"));
-  source.addEventListener("problem", (message) => onLogged(message, "problem"));
-  source.addEventListener("live", onLive);
-  source.addEventListener("meta", onMeta);
 }
 
 function start() {
