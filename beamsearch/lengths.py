@@ -108,7 +108,7 @@ def words_in(text: str) -> int:
 
 def plain_answer(text: str | None, asked: Asked | None, cut: bool, task: str) -> Plain:
     """The usable part of a plain answer by the rule above, or an InvalidAnswer saying why there is none."""
-    cleaned = clean_text(text, task)
+    whole = cleaned = clean_text(text, task)
     marker = CONTROL.search(cleaned)
     complete = not cut
     if marker is not None:
@@ -118,7 +118,7 @@ def plain_answer(text: str | None, asked: Asked | None, cut: bool, task: str) ->
             raise InvalidAnswer(f"the {task} answer is empty (it ends at a chat-template marker)")
     said = words_in(cleaned)
     if complete and (asked is None or said <= asked.words * TOLERANCE):
-        return Plain(cleaned, {"words": words_in(clean_text(text, task)), "kept": said} if marker else None)
+        return Plain(cleaned, {"words": words_in(whole), "kept": said} if marker else None)
     if asked is None:
         raise AnswerCutOff(f"the {task} answer was cut off at the length limit", grow=False)
     kept = _whole_units(cleaned, asked, complete)

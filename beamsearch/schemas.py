@@ -6,6 +6,7 @@ model validates it anyway, because not every OpenAI-compatible server enforces s
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Annotated, Any, Literal
 
@@ -98,6 +99,7 @@ class PairwiseAnswer(Answer):
 _NOISE = {"title", "default"}
 
 
+@functools.cache  # one per answer model: every structured call sends it, and nothing changes it
 def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The strict form of any answer model, nested objects and enums included: references inlined, every
     property required, no extras, and every bound kept (score `minimum`/`maximum`, `maxLength`, `maxItems`,

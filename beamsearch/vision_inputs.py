@@ -67,7 +67,6 @@ class VisionInputs:
         self.folder = folder
         self.policy = policy
         self.paths: dict[str, str] = {}  # a picture's path -> the path its judges send (itself when it fits)
-        self.made = 0  # inputs made by this process (each one a decode, a shrink and an encode)
         self._fresh: set[str] = set()  # inputs made by this process, which need no checking
         self._lock = threading.Lock()
 
@@ -84,7 +83,6 @@ class VisionInputs:
         name = input_name(image)
         atomic_write(confined(self.folder, name), jpeg)
         with self._lock:
-            self.made += 1
             self._fresh.add(name)
         return {"path": name, "sha256": _digest(jpeg), "max_side": self.policy.max_side, "format": "jpeg",
                 "width": width, "height": height}

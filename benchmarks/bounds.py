@@ -16,9 +16,11 @@ Two bounds (DESIGN.md section 8):
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from beamsearch.limits import rate_window
@@ -39,6 +41,11 @@ class LaneChain:
     @property
     def total(self) -> float:
         return self.before_image + self.image_and_after
+
+
+def read_events(run_dir: Path) -> list[dict[str, Any]]:
+    """A run's events.jsonl as plain JSON objects (what the figures here are read from)."""
+    return [json.loads(line) for line in (Path(run_dir) / "events.jsonl").read_text().splitlines() if line.strip()]
 
 
 def step_latencies(events: Iterable[dict[str, Any]]) -> dict[str, float]:

@@ -42,6 +42,7 @@ from beamsearch.config import Settings  # noqa: E402
 from beamsearch.precedence import resolve  # noqa: E402
 from beamsearch.providers.base import Providers, TextRequest, VisionRequest  # noqa: E402
 from benchmarks import quality_stats  # noqa: E402
+from benchmarks.bounds import read_events  # noqa: E402
 from benchmarks.quality_measure import measure_run  # noqa: E402
 
 GROUPS = {
@@ -122,12 +123,8 @@ def settings_for(root: Path, idea: str, seed: int, flags: dict[str, Any], common
     return Settings.model_validate({**settings.public_dict(), **unset}) if unset else settings
 
 
-def read_events(run_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines() if line.strip()]
 
-
-async def pairwise_calibration(settings: Settings, run_dir: Path, events: list[dict[str, Any]],
-                               metrics: dict[str, Any]) -> dict[str, float]:
+async def pairwise_calibration(settings: Settings, run_dir: Path, events: list[dict[str, Any]]) -> dict[str, float]:
     """Compare pairs of the pool's images with the simulator's pairwise judge in both orders: how often a
     verdict agrees with the truth, and how often the two orders disagree (the verdict flips)."""
     from beamsearch.providers.sim import Simulator
@@ -171,7 +168,7 @@ def run_arm(root: Path, idea: str, seed: int, arm: Arm, common: dict[str, Any], 
     metrics = measure_run(events, result.summary, settings.alpha, saturation)
     metrics["status"] = result.status
     if calibrate:
-        metrics.update(asyncio.run(pairwise_calibration(settings, result.store.path, events, metrics)))
+        metrics.update(asyncio.run(pairwise_calibration(settings, result.store.path, events)))
     shutil.rmtree(result.store.path, ignore_errors=True)
     return metrics
 

@@ -37,6 +37,7 @@ from typing import Any
 import yaml
 
 from benchmarks import bounds
+from benchmarks.bounds import read_events
 
 IDEA = "a red lighthouse, a yellow sun, a white boat and a green tree by the sea at night"
 SERVER = Path(__file__).with_name("loopback_server.py")
@@ -182,9 +183,6 @@ def run_cli(folder: Path, config: dict[str, Any], n: int, m: int, iterations: in
                            f"{(folder / 'stderr.txt').read_text()[-800:]}")
     return Child(started, ended["at"], process.returncode, usage.ru_utime + usage.ru_stime, samples, folders[0])
 
-
-def read_events(run_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines() if line.strip()]
 
 
 def join(events: list[dict[str, Any]], log: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], int]:

@@ -51,10 +51,6 @@ WEIGHTS = {"entity": 0.4, "attribute": 0.6, "scene": 0.6, "relation": 0.2, "whol
 WHOLE = "Does the picture as a whole show"
 
 
-def article(noun: str) -> str:
-    return ("an " if noun[:1] in "aeiou" else "a ") + noun
-
-
 def make_checklist(idea: str) -> list[dict[str, Any]]:
     """The questions a careful reader would ask of the idea, as the simulator's LLM answer."""
     things = lang.phrases(idea)
@@ -63,9 +59,9 @@ def make_checklist(idea: str) -> list[dict[str, Any]]:
     for i, p in enumerate(things, start=1):
         eid = f"e{i}"
         entity_ids.append(eid)
-        questions.append({"id": eid, "question": f"Is there {article(p.noun)}?", "category": "entity",
+        questions.append({"id": eid, "question": f"Is there {lang.article(p.noun)}?", "category": "entity",
                           "element": p.text(), "depends_on": [], "weight": WEIGHTS["entity"]})
-        asked = f"Is it {article(p.text())}?" if p.colour_word else f"Does the {p.noun} look like {article(p.noun)}?"
+        asked = f"Is it {lang.article(p.text())}?" if p.colour_word else f"Does the {p.noun} look like {lang.article(p.noun)}?"
         questions.append({"id": f"a{i}", "question": asked, "category": "attribute",
                           "element": p.text(), "depends_on": [eid], "weight": WEIGHTS["attribute"]})
     if len(things) >= 2:

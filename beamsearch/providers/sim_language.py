@@ -161,3 +161,8 @@ def scenes(text: str) -> list[str]:
         if scene is not None and scene not in found:
             found.append(scene)
     return found
+
+
+def article(noun: str) -> str:
+    """`noun` with its indefinite article, as the simulator's English writes it ("an owl", "a boat")."""
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun

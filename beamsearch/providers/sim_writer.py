@@ -33,13 +33,9 @@ AGAINST = {"contrast": ("low", "hazy", "flat"), "colour": ("monochrome", "black"
            "balance": ("off-center", "chaotic"), "clutter": ("chaotic",), "focus": ("soft", "hazy")}
 
 
-def article(text: str) -> str:
-    return ("an " if text[:1] in "aeiou" else "a ") + text
-
-
 def describe_what(things: list[lang.Phrase], scenes: list[str]) -> str:
     """A plain English WHAT, which the simulator's English reads back as the same things and settings."""
-    names = [article(p.text()) for p in things] or ["an empty scene"]
+    names = [lang.article(p.text()) for p in things] or ["an empty scene"]
     listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     places = [SKY_PHRASES.get(s) or GROUND_PHRASES.get(s, "") for s in scenes]
     text = listed[0].upper() + listed[1:]
@@ -92,7 +88,7 @@ def _what_suggestions(v: dict[str, Any], rng: random.Random, llm: Any) -> list[s
         if phrase.startswith("scene: "):
             suggestions.append(f"set the scene: {phrase.removeprefix('scene: ')}")
         else:
-            suggestions.append(f"add {article(phrase)}")
+            suggestions.append(f"add {lang.article(phrase)}")
     named = {p.noun for p in lang.phrases(v.get("idea", ""))}
     for phrase in lang.phrases(v.get("what", "")):
         if phrase.noun not in named and rng.random() < llm.prunes_extra:

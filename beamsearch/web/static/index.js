@@ -1,6 +1,6 @@
 // The list of runs and batches, live: the server sends the whole list again whenever something in it changes.
 
-import { clear, el, imageUrl, isNumber, money, runBase, score, setText, text, validRunName } from "./dom.js";
+import { clear, el, follow, imageUrl, isNumber, money, runBase, score, setText, text, validRunName } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -53,22 +53,14 @@ function draw(data) {
 }
 
 function connect() {
-  const conn = $("conn");
-  const source = new EventSource("/events");
-  source.addEventListener("open", () => {
-    setText(conn, "live");
-    conn.className = "conn live";
-  });
-  source.addEventListener("error", () => {
-    setText(conn, source.readyState === EventSource.CLOSED ? "disconnected (reload to try again)" : "reconnecting…");
-    conn.className = "conn lost";
-  });
-  source.addEventListener("runs", (message) => {
-    try {
-      draw(JSON.parse(message.data));
-    } catch {
-      // a list that does not parse is not drawn; the next one will be
-    }
+  follow("/events", $("conn"), {
+    runs: (message) => {
+      try {
+        draw(JSON.parse(message.data));
+      } catch {
+        // a list that does not parse is not drawn; the next one will be
+      }
+    },
   });
 }
 
