@@ -13,7 +13,7 @@ import html
 import json
 from typing import Any
 
-from beamsearch.schedule import dimension_of
+from beamsearch.schedule import dimension_of, dimensions, refined_of
 
 CLAMP = 280  # characters of a text shown before "show all"
 # Candidate fields the cards show in their own places; anything else a judge records is listed generically.
@@ -182,7 +182,7 @@ def family_tree(lineage: list[str], candidates: dict[str, dict[str, Any]], src_o
     for cid in lineage:
         c = candidates.get(cid, {"id": cid})
         k = c.get("iteration", 0)
-        change = "expanded" if k == 0 else f"{dimension_of(k).upper()} refined"
+        change = "expanded" if k == 0 else " and ".join(d.upper() for d in dimensions(refined_of(c))) + " refined"
         if tree_cards:
             tree_cards.append('<span class="arrow" aria-hidden="true">→</span>')
         tree_cards.append(card(c, src_of(c), best=cid == best_id, change=change, anchor=False))

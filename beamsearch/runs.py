@@ -18,7 +18,7 @@ from beamsearch.batch_store import is_batch
 from beamsearch.errors import RunFolderError
 from beamsearch.eventlog import read_log
 from beamsearch.files import outside_reason, reason, shown
-from beamsearch.schedule import dimension_of
+from beamsearch.schedule import refined_of
 from beamsearch.store import LOCK_FILE, RUN_FILE, RunStore, load_run_document
 from beamsearch.summary import build_summary
 from beamsearch.view import RunView, fold
@@ -208,7 +208,7 @@ def family_tree(summary: dict[str, Any]) -> list[dict[str, Any]]:
     for cid in summary.get("lineage", []):
         c = by_id.get(cid, {})
         iteration = c.get("iteration", 0)
-        changed = "expanded" if iteration == 0 else dimension_of(iteration)
+        changed = "expanded" if iteration == 0 else refined_of(c)
         tree.append({"id": cid, "parent": c.get("parent"), "iteration": iteration, "changed": changed,
                      "total": c.get("total"), "alignment": c.get("alignment"), "aesthetic": c.get("aesthetic"),
                      "what": c.get("what", ""), "how": c.get("how", ""), "critique": c.get("critique"),

@@ -34,6 +34,16 @@ def dimension_for(refine: str, iteration: int, parent: Any) -> str:
     return dimension_of(iteration, refine)
 
 
+def refined_of(candidate: dict[str, Any]) -> str:
+    """What made a candidate, as a logged candidate says it: expand (iteration 0), or the dimension its
+    refinement changed (what, how or both). Candidates logged before `refined` was kept were made by
+    alternation, the only schedule there was."""
+    iteration = candidate.get("iteration", 0)
+    if iteration == 0:
+        return EXPAND
+    return candidate.get("refined") or dimension_of(iteration)
+
+
 def dimensions(refined: str) -> tuple[str, ...]:
     """The dimensions a refinement writes: ("what",), ("how",) or both."""
     return ("what", "how") if refined == "both" else (refined,)

@@ -61,12 +61,14 @@ export function drawTree(node, run, state, best) {
   chain.forEach((lane, i) => {
     const c = lane.candidate || {};
     const url = imageUrl(run, lane.image);
-    const changed = i === 0 ? "expanded from the idea" : dimensionWords(state.dimension(lane.iteration));
+    // what this candidate's refinement changed, as it was logged (older logs: the iteration's alternation)
+    const refined = typeof c.refined === "string" ? c.refined : state.dimension(lane.iteration);
+    const changed = i === 0 ? "expanded from the idea" : dimensionWords(refined);
     node.append(el("li", { class: "tree-step" },
       url ? el("a", { href: url, target: "_blank", rel: "noopener" }, el("img", { src: url, alt: `image of ${lane.id}` })) : null,
       el("p", {}, el("strong", {}, lane.id), ` · ${score(c.total)}`),
       el("p", { class: "muted" }, changed),
-      el("p", { class: "clamp2" }, text(i > 0 && state.dimension(lane.iteration) === "how" ? c.how : c.what))));
+      el("p", { class: "clamp2" }, text(i > 0 && refined === "how" ? c.how : c.what))));
   });
 }
 
