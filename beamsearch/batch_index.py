@@ -18,7 +18,14 @@ from typing import Any
 from urllib.parse import quote
 
 from beamsearch.batch_events import STARTED, BatchView, fold_batch
-from beamsearch.batch_store import BATCH_FILE, INDEX_FILE, SUMMARY_FILE, BatchDocument, BatchStore
+from beamsearch.batch_store import (
+    BATCH_FILE,
+    INDEX_FILE,
+    SUMMARY_FILE,
+    BatchDocument,
+    BatchStore,
+    idea_folder,
+)
 from beamsearch.errors import RunFolderError
 from beamsearch.report import REPORT_FILE, esc, image_src
 
@@ -172,7 +179,10 @@ a { color:#2a5bd7; }
 
 def _card(row: dict[str, Any], batch_dir: Path) -> str:
     run = row.get("run")
-    folder = batch_dir / run if isinstance(run, str) and "/" not in run and run not in ("", ".", "..") else None
+    try:
+        folder: Path | None = idea_folder(batch_dir, run)
+    except RunFolderError:  # none yet, or a name in the log that points elsewhere: not linked
+        folder = None
     image = image_src(row.get("best_image"), folder) if folder is not None else None
     link = quote(run) + "/" + REPORT_FILE if folder is not None and (folder / REPORT_FILE).is_file() else None
     picture = (f'<img src="{esc(quote(run))}/{image}" alt="best image of idea {row["idea"]}" loading="lazy">'

@@ -178,13 +178,7 @@ class BatchStore:
 
     def run_path(self, name: str) -> Path:
         """The run folder `name` of the log, refused unless it is a plain folder directly inside the batch."""
-        plain = (isinstance(name, str) and name not in ("", ".", "..") and not name.startswith(".")
-                 and "/" not in name and "\\" not in name and "\x00" not in name)
-        path = self.path / name if plain else None
-        if path is None or path.is_symlink() or path.resolve().parent != self.path.resolve():
-            raise RunFolderError(f"{shown(self.path / BATCH_LOG)} names a run folder {name!r} that is not a folder "
-                                 "inside the batch; it is not followed.")
-        return path
+        return idea_folder(self.path, name)
 
     def lock(self) -> None:
         self._locker.lock(check_writable=False)
@@ -196,6 +190,18 @@ class BatchStore:
             self._log.close()
             self._log = None
         self._locker.unlock()
+
+
+def idea_folder(batch_dir: Path, name: Any) -> Path:
+    """The run folder `name` (as the batch log names it) inside `batch_dir`: refused with one sentence
+    unless it is a plain folder name directly inside the batch, not a symlink (the log is data)."""
+    plain = (isinstance(name, str) and name not in ("", ".", "..") and not name.startswith(".")
+             and "/" not in name and "\\" not in name and "\x00" not in name)
+    path = Path(batch_dir) / name if plain else None
+    if path is None or path.is_symlink() or path.resolve().parent != Path(batch_dir).resolve():
+        raise RunFolderError(f"{shown(Path(batch_dir) / BATCH_LOG)} names a run folder {name!r} that is not a folder "
+                             "inside the batch; it is not followed.")
+    return path
 
 
 def read_batch_log(folder: Path) -> tuple[list[Event], int | None]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from batchhelp import FIVE, batch_events, batch_of, ideas_file, offline, simulators, steps_per_key
 
 from beamsearch.batch import IdeaBudget, exit_code_of, run_batch
+from beamsearch.batch_index import rebuild
 from beamsearch.batch_open import open_batch_for_resume, open_new_batch
 from beamsearch.costs import Budget
 
@@ -138,3 +140,17 @@ async def test_a_run_folder_named_outside_the_batch_is_not_followed(tmp_path: Pa
     assert row["status"] == "failed" and "not a folder inside the batch" in row["reason"]
     assert list(outside.iterdir()) == []  # nothing written there
     assert resumed.summary["rows"][0]["status"] == "done"
+
+
+async def test_the_index_links_nothing_of_an_idea_folder_that_is_a_symlink_out(tmp_path: Path) -> None:
+    result = await batch_of(tmp_path, FIVE[:2], iterations=1)
+    summary = json.loads((result.path / "batch_summary.json").read_text())
+    row = summary["rows"][0]
+    outside = tmp_path / "elsewhere"
+    shutil.move(str(result.path / row["run"]), outside)
+    (result.path / row["run"]).symlink_to(outside, target_is_directory=True)  # the folder now points out
+    rebuild(result.path)
+    page = (result.path / "index.html").read_text()
+    assert f'{row["run"]}/{row["best_image"]}' not in page and f'{row["run"]}/report.html' not in page
+    other = summary["rows"][1]
+    assert f'src="{other["run"]}/{other["best_image"]}"' in page  # the idea inside the batch is still linked
